@@ -1,0 +1,40 @@
+# Every target sets itself up: a fresh clone needs only python3 (3.11+) and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LAB_PORT ?= 8888
+SANDBOX_PORT ?= 8765
+
+.PHONY: lab test sandbox notebooks lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when the pins or the package metadata change, so a second run is quick.
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## lab: JupyterLab on the notebooks, against one shared sandbox on 127.0.0.1:$(SANDBOX_PORT) (RESET=1 clears it)
+lab: $(STAMP)
+	LAB_PORT=$(LAB_PORT) SANDBOX_PORT=$(SANDBOX_PORT) RESET=$(RESET) scripts/lab
+
+## test: every test, notebooks included (strict nbval)
+test: $(STAMP)
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg $(PYTEST_ARGS)
+
+## sandbox: the sandbox alone, in the foreground
+sandbox: $(STAMP)
+	$(BIN)/python -m impilo_nb sandbox --port $(SANDBOX_PORT) --db .sandbox/sandbox.db
+
+## notebooks: re-execute the notebooks in place (refreshes their committed outputs)
+notebooks: $(STAMP)
+	$(BIN)/python scripts/execute_notebooks.py notebooks/*.ipynb
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check impilo_nb tests bench scripts
+
+clean:
+	rm -rf $(VENV) .sandbox reports .pytest_cache

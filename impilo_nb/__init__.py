@@ -1,0 +1,69 @@
+"""impilo_nb: work with the Impilo patient API from JupyterLab.
+
+    import impilo_nb as nb
+    client = nb.connect()       # $IMPILO_BASE_URL, else an embedded offline sandbox
+    client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
+"""
+
+from ._connect import connect, embedded_sandbox
+from ._version import __version__
+from .client import ImpiloClient
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    FieldError,
+    ImpiloError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+    ValidationError,
+)
+from .models import Address, Page, Patient, PatientPatch, Site
+from .sandbox import Sandbox
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Address",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "FieldError",
+    "ImpiloClient",
+    "ImpiloError",
+    "InternalServerError",
+    "NotFoundError",
+    "Page",
+    "Patient",
+    "PatientPatch",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Sandbox",
+    "Site",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "__version__",
+    "connect",
+    "embedded_sandbox",
+    "widgets",
+]
+
+
+def __getattr__(name: str):
+    # ipywidgets is heavy and needs a front end; load nb.widgets only when it is used.
+    if name == "widgets":
+        import importlib
+
+        return importlib.import_module(".widgets", __name__)
+    raise AttributeError(f"module 'impilo_nb' has no attribute {name!r}")

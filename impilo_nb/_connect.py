@@ -1,0 +1,40 @@
+"""``connect()``: the one call a notebook starts with."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+
+from . import _constants as c
+from .client import ImpiloClient
+
+__all__ = ["connect", "embedded_sandbox"]
+
+_lock = threading.Lock()
+_sandbox = None
+
+
+def connect(*, timeout: float = c.DEFAULT_TIMEOUT, max_retries: int = c.DEFAULT_MAX_RETRIES) -> ImpiloClient:
+    """A client for ``$IMPILO_BASE_URL`` when it is set, else for an embedded sandbox.
+
+    The embedded sandbox starts once per process with a fresh temporary database, so a notebook
+    executed twice shows the same ids. ``make lab`` sets the environment to one shared sandbox
+    process instead, and a real deployment sets it to ``https://app.impiloplatform.com``.
+    """
+    if os.environ.get(c.ENV_BASE_URL):
+        return ImpiloClient(timeout=timeout, max_retries=max_retries)
+    sandbox = embedded_sandbox()
+    return ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, timeout=timeout, max_retries=max_retries)
+
+
+def embedded_sandbox():
+    """The process's embedded ``Sandbox``, started on first use and stopped at exit."""
+    global _sandbox
+    with _lock:
+        if _sandbox is None:
+            from .sandbox import Sandbox  # the only import of the sandbox from the package
+
+            _sandbox = Sandbox().start()
+            atexit.register(_sandbox.stop)
+        return _sandbox

@@ -1,0 +1,42 @@
+"""Named defaults, explained once here."""
+
+#: Seconds to wait for a connection and for each read. Impilo answers in well under a second;
+#: ten leaves room for a slow network without hanging a notebook cell for minutes.
+DEFAULT_TIMEOUT = 10.0
+
+#: How many times a failed request is retried (so up to 1 + 3 attempts).
+DEFAULT_MAX_RETRIES = 3
+
+#: Exponential backoff: the n-th retry waits a random time in [0, min(cap, base * 2**n)]
+#: ("full jitter"), so many workers hitting one limit do not retry in lock-step.
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_CAP = 8.0
+
+#: A server's Retry-After is honoured up to this many seconds; beyond it we give up instead
+#: of freezing a notebook for an hour.
+MAX_RETRY_AFTER = 60.0
+
+#: Connections kept open per host; enough for the bulk importer's default of 8 workers.
+DEFAULT_POOL_SIZE = 16
+
+#: Page size used when iterating over every page (the API's maximum).
+MAX_PAGE_SIZE = 250
+
+#: The API's own default page size.
+DEFAULT_PAGE_SIZE = 15
+
+#: Header that carries the API key; the docs show no Bearer form.
+API_KEY_HEADER = "Impilo-API-Key"
+
+#: Header that carries the raw webhook secret on every delivery.
+WEBHOOK_SECRET_HEADER = "Impilo-Webhook-Secret"
+
+#: Environment variables read by ``ImpiloClient`` and ``connect()``.
+ENV_BASE_URL = "IMPILO_BASE_URL"
+ENV_API_KEY = "IMPILO_API_KEY"
+
+#: The embedded sandbox's default API key.
+SANDBOX_API_KEY = "sandbox-key"
+
+#: Where servers listen unless told otherwise: this machine only.
+DEFAULT_HOST = "127.0.0.1"

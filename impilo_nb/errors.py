@@ -1,0 +1,241 @@
+"""Every error impilo_nb raises, in one tree.
+
+    ImpiloError                       anything impilo_nb raises on purpose
+    ├── ConfigurationError            a required setting (base URL, API key) is missing or unusable
+    ├── ValidationError               input refused locally, before any request was sent
+    └── APIError                      a request to Impilo (or the sandbox) did not succeed
+        ├── APIConnectionError        no HTTP answer: refused, reset, DNS, TLS
+        │   └── APITimeoutError       the server did not answer within the timeout
+        └── APIStatusError            the server answered with a 4xx or 5xx status
+            ├── BadRequestError           400
+            ├── AuthenticationError       401
+            ├── PermissionDeniedError     403
+            ├── NotFoundError             404
+            ├── ConflictError             409
+            ├── UnprocessableEntityError  422
+            ├── RateLimitError            429
+            └── InternalServerError       5xx
+
+``ValidationError`` and ``BadRequestError`` both carry ``field_errors`` in the same shape
+(``FieldError(field, message)``), so a form can show local and server complaints the same way.
+No error text ever contains an API key or a webhook secret.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "FieldError",
+    "ImpiloError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnprocessableEntityError",
+    "ValidationError",
+]
+
+#: Response headers that may carry a request id, most specific first.
+REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Amzn-RequestId", "X-Correlation-Id")
+
+#: How much of a non-JSON error body is kept in the message.
+MAX_MESSAGE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One complaint about one field; ``field`` uses the wire's camelCase path (``address.city``)."""
+
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class ImpiloError(Exception):
+    """Base class of every error impilo_nb raises on purpose."""
+
+
+class ConfigurationError(ImpiloError, ValueError):
+    """A required setting is missing or unusable; the message names every way to give it."""
+
+
+class ValidationError(ImpiloError, ValueError):
+    """Input was refused locally, before any request was sent."""
+
+    def __init__(self, model: str, field_errors: list[FieldError]):
+        self.model = model
+        self.field_errors = list(field_errors)
+        lines = "\n".join(f"  - {fe}" for fe in self.field_errors)
+        count = len(self.field_errors)
+        super().__init__(f"{model} is not valid ({count} problem{'s' * (count != 1)}):\n{lines}")
+
+    def __reduce__(self):  # keep it picklable across processes (bulk, reports)
+        return (type(self), (self.model, self.field_errors))
+
+
+class APIError(ImpiloError):
+    """A request to the Impilo API did not succeed."""
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None):
+        self.message = message
+        self.method = method
+        self.url = url
+        super().__init__(message)
+
+
+class APIConnectionError(APIError):
+    """No HTTP answer came back: the connection was refused, reset, or could not be made."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The server did not answer within the client's timeout."""
+
+
+class APIStatusError(APIError):
+    """The server answered with an error status; carries status, message, field errors, request id."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        response: requests.Response | None = None,
+        body: Any = None,
+        request_id: str | None = None,
+        field_errors: list[FieldError] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ):
+        self.status_code = status_code
+        self.response = response
+        self.body = body
+        self.request_id = request_id
+        self.field_errors = list(field_errors or [])
+        super().__init__(message, method=method, url=url)
+
+    def __str__(self) -> str:
+        prefix = f"Request {self.request_id}: " if self.request_id else ""
+        where = f" ({self.method} {self.url})" if self.method and self.url else ""
+        text = f"{prefix}{self.status_code} {self.message}{where}"
+        if self.field_errors:
+            text += "".join(f"\n  - {fe}" for fe in self.field_errors)
+        return text
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed or a field was invalid (see ``field_errors``)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong, expired or deactivated."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the API key is valid but may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such resource (or path)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request clashes with existing data, e.g. a duplicate external identifier."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but could not be processed."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; the client already waited and retried as far as allowed."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed; the client already retried where that was safe."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+_HINTS = {
+    401: "Check IMPILO_API_KEY (or the api_key argument): the key may be wrong, expired or deactivated.",
+    403: "The key is valid but lacks permission for this call; ask the account owner.",
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """The most specific ``APIStatusError`` subclass for an HTTP status."""
+    if status_code >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status_code, APIStatusError)
+
+
+def error_from_response(response: requests.Response) -> APIStatusError:
+    """Build the right ``APIStatusError`` from any error response: JSON, text, HTML or empty."""
+    status = response.status_code
+    body: Any = None
+    message = ""
+    field_errors: list[FieldError] = []
+    text = response.text or ""
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = text
+    if isinstance(body, dict):
+        message = str(body.get("message") or body.get("detail") or body.get("error") or "")
+        for item in body.get("fieldErrors") or []:
+            if isinstance(item, dict):
+                field_errors.append(FieldError(item.get("field"), str(item.get("message", ""))))
+    elif isinstance(body, str):
+        message = _readable_text(body)
+    if not message:
+        message = response.reason or "error"
+    hint = _HINTS.get(status)
+    if hint and hint not in message:
+        message = f"{message}. {hint}"
+    request = getattr(response, "request", None)
+    return status_error_class(status)(
+        message,
+        status_code=status,
+        response=response,
+        body=body,
+        request_id=next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None),
+        field_errors=field_errors,
+        method=getattr(request, "method", None),
+        url=getattr(request, "url", None),
+    )
+
+
+def _readable_text(text: str) -> str:
+    """A short human message from a text or HTML body (an HTML page's title, else its text)."""
+    if "<" in text and ">" in text:
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"

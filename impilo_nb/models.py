@@ -1,0 +1,275 @@
+"""The Impilo wire format as pydantic models: Patient, Address, Site, Page.
+
+Attributes are snake_case in Python and camelCase on the wire; input may use either spelling.
+What users build is checked strictly, so a bad record is refused *before* a request is sent.
+What a server returns is read leniently (``from_api``): a record the platform accepted long ago
+must never make a listing fail, so format checks are relaxed there while types still hold.
+Fields a server sends that these models do not know are kept and sent back unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Generic, TypeVar
+
+import email_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from .errors import FieldError, ValidationError
+
+__all__ = ["SEX_VALUES", "Address", "Page", "Patient", "PatientPatch", "Site", "WireModel", "field_errors", "flatten_record"]
+
+#: The values the API documents for ``sex``.
+SEX_VALUES = ("female", "male", "other", "unknown")
+
+#: Validation context for data that came from a server (see the module docstring).
+LENIENT = {"lenient": True}
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A datetime that is exactly midnight UTC, as one old docs sample renders dateOfBirth.
+_MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$")
+
+_FRIENDLY_MESSAGES = {
+    "missing": "This field is required.",
+    "string_type": "Must be text.",
+    "bool_parsing": "Must be true or false.",
+    "bool_type": "Must be true or false.",
+    "int_parsing": "Must be a whole number.",
+    "int_type": "Must be a whole number.",
+    "model_type": "Must be an object with named fields.",
+    "model_attributes_type": "Must be an object with named fields.",
+    "json_invalid": "The body is not valid JSON.",
+}
+
+
+def _is_lenient(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("lenient"))
+
+
+def _error(kind: str, message: str) -> PydanticCustomError:
+    """A pydantic error whose text is ``message`` as written (no context, so no templating)."""
+    return PydanticCustomError(kind, message)
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]], *, skip: int = 0) -> list[FieldError]:
+    """pydantic error dicts as ``FieldError``s with camelCase dotted paths and plain words.
+
+    ``skip`` drops leading location parts (FastAPI prefixes ``body``/``query``).
+    """
+    result = []
+    for err in errors:
+        field = ".".join(str(part) for part in err["loc"][skip:]) or None
+        result.append(FieldError(field, _FRIENDLY_MESSAGES.get(err["type"], err["msg"])))
+    return result
+
+
+class WireModel(BaseModel):
+    """Base of every model: camelCase aliases, unknown fields kept, our ``ValidationError``."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="allow",
+    )
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except PydanticValidationError as exc:
+            # from None: the field errors say everything; pydantic's chained trace only adds noise.
+            raise ValidationError(type(self).__name__, field_errors(exc.errors(include_url=False))) from None
+
+    # Nested models are then validated inside pydantic-core (keeping the lenient context)
+    # instead of through this wrapper; pydantic marks its own __init__ the same way.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any):  # type: ignore[override]
+        """Validate ``obj`` (a dict, either spelling); raises impilo_nb's ``ValidationError``."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except PydanticValidationError as exc:
+            raise ValidationError(cls.__name__, field_errors(exc.errors(include_url=False))) from None
+
+    @classmethod
+    def from_api(cls, data: Any):
+        """Read a record a server returned, with format checks relaxed (see module docstring)."""
+        return cls.model_validate(data, context=LENIENT)
+
+    def to_api(self, *, exclude_none: bool = False, exclude_unset: bool = False) -> dict[str, Any]:
+        """The JSON-ready camelCase dict to send on the wire."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none, exclude_unset=exclude_unset)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(str(v))}</td></tr>"
+            for k, v in flatten_record(self.to_api(exclude_none=True)).items()
+        )
+        return f"<table><caption style='text-align:left'><b>{type(self).__name__}</b></caption>{rows}</table>"
+
+
+def flatten_record(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys (``{"address": {"city": x}}`` -> ``{"address.city": x}``).
+
+    A nested object that is null contributes no keys, so it does not clash with its children.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten_record(value, f"{prefix}{key}."))
+        elif not (value is None and key in _OBJECT_FIELDS):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+_OBJECT_FIELDS = frozenset({"address", "site", "payload", "data"})
+
+
+class Address(WireModel):
+    """A postal address. lineOne, city, state, zipCode and country are required when sent."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("line_one", "city", "state", "zip_code", "country")
+
+    model_config = ConfigDict(json_schema_extra={"required": ["lineOne", "city", "state", "zipCode", "country"]})
+
+    line_one: str | None = None
+    line_two: str | None = None
+    line_three: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    country: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _required_parts(self, info: ValidationInfo) -> Address:
+        if _is_lenient(info):
+            return self
+        missing = [name for name in self.REQUIRED if not (getattr(self, name) or "").strip()]
+        if missing:
+            names = ", ".join(to_camel(name) for name in missing)
+            raise _error("address_incomplete", f"An address needs lineOne, city, state, zipCode and country; missing: {names}.")
+        return self
+
+
+class Site(WireModel):
+    """The site responsible for a patient, as embedded in the patient record."""
+
+    name: str | None = None
+    active: bool | None = None
+    phone_number: str | None = None
+    address: Address | None = None
+
+
+class Patient(WireModel):
+    """A patient as the Impilo v3 API stores it. ``id`` is assigned by the server."""
+
+    id: int | None = None
+    external_identifier: str | None = None
+    first_name: str
+    last_name: str
+    date_of_birth: dt.date | None = None
+    email: str | None = None
+    phone_number: str | None = None
+    address: Address | None = None
+    site: Site | None = None
+    archived: bool | None = None
+    enrolled: bool | None = None
+    sex: str | None = Field(default=None, json_schema_extra={"enum": list(SEX_VALUES)})
+
+    @field_validator("first_name", "last_name", mode="before")
+    @classmethod
+    def _name_present(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise _error("missing", "This field is required.")
+        return value
+
+    @field_validator("date_of_birth", mode="before")
+    @classmethod
+    def _real_date(cls, value: Any) -> Any:
+        return parse_date(value)
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email_shape(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or _is_lenient(info):
+            return value
+        try:
+            email_validator.validate_email(value, check_deliverability=False)
+        except email_validator.EmailNotValidError as exc:
+            raise _error("email_invalid", f"Not an email address: {value!r}. {exc}") from None
+        return value  # kept as typed: normalising would change the external identifier
+
+    @field_validator("sex", mode="before")
+    @classmethod
+    def _known_sex(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.lower() in SEX_VALUES:
+            return value.lower()
+        if _is_lenient(info) and isinstance(value, str):
+            return value
+        raise _error("sex_invalid", f"Must be one of female, male, other, unknown (got {value!r}).")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class PatientPatch(Patient):
+    """A partial change for PATCH: only the fields given are sent; names may be left out."""
+
+    first_name: str | None = None  # type: ignore[assignment]
+    last_name: str | None = None  # type: ignore[assignment]
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A date from ``YYYY-MM-DD``, a midnight ISO datetime, or a date/datetime object.
+
+    Raises a pydantic custom error (turned into a field error) for anything else, naming the
+    value and the expected form, so "1987-02-30" is reported as not a real date.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):  # includes pandas.Timestamp
+        if value.time() != dt.time(0, 0):
+            raise _error("date_has_time", f"A date has no time of day (got {value}).")
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        midnight = _MIDNIGHT.match(text)
+        if midnight:
+            text = midnight.group(1)
+        if _ISO_DATE.match(text):
+            try:
+                return dt.date.fromisoformat(text)
+            except ValueError:
+                raise _error("date_invalid", f"Not a real date: {value!r}.") from None
+    raise _error("date_format", f"Use a date written YYYY-MM-DD (got {value!r}).")
+
+
+T = TypeVar("T")
+
+
+class Page(WireModel, Generic[T]):
+    """One page of a paged list: ``{content, page, size, total, first, last}``; pages are 1-based."""
+
+    content: list[T]
+    page: int
+    size: int
+    total: int
+    first: bool
+    last: bool

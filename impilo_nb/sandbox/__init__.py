@@ -1,0 +1,111 @@
+"""The embedded, Impilo-compatible sandbox server: offline, on loopback, backed by SQLite."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .._constants import DEFAULT_HOST, SANDBOX_API_KEY
+from ..errors import ConfigurationError
+from ..serving import BackgroundServer
+from .app import Fault, FaultQueue, create_app
+from .store import SandboxStore
+
+__all__ = ["Sandbox"]
+
+
+class Sandbox:
+    """An Impilo-compatible API server in a background thread of this process.
+
+        with Sandbox() as sandbox:
+            client = ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key)
+
+    Args:
+        api_key: the only key it accepts (default ``sandbox-key``).
+        db_path: SQLite file to keep data in; default a fresh temporary file, removed on stop.
+        time_scale: multiplies webhook retry delays (0.001 turns 15 minutes into 0.9 s).
+        port: 0 picks a free port; ``url`` tells which.
+        host: loopback by default, so nothing outside this machine can reach it.
+        latency_ms: added to every API request, to make benchmarks and demos realistic.
+    """
+
+    def __init__(
+        self,
+        api_key: str = SANDBOX_API_KEY,
+        *,
+        db_path: str | os.PathLike[str] | None = None,
+        time_scale: float = 1.0,
+        port: int = 0,
+        host: str = DEFAULT_HOST,
+        latency_ms: float = 0.0,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise ConfigurationError("api_key must be a non-empty string (the sandbox's default is 'sandbox-key').")
+        if not isinstance(time_scale, (int, float)) or time_scale <= 0:
+            raise ConfigurationError(f"time_scale must be a positive number, got {time_scale!r}.")
+        if not isinstance(latency_ms, (int, float)) or latency_ms < 0:
+            raise ConfigurationError(f"latency_ms must be a number >= 0, got {latency_ms!r}.")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be 0 (any free port) or 1-65535, got {port!r}.")
+        self._api_key = api_key
+        self.time_scale = float(time_scale)
+        self.latency_ms = float(latency_ms)
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        if db_path is None:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="impilo-sandbox-")
+            db_path = os.path.join(self._tempdir.name, "sandbox.db")
+        else:
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        self.db_path = str(db_path)
+        self._faults = FaultQueue()
+        self.store = SandboxStore(self.db_path)
+        app = create_app(self.store, api_key=api_key, latency_ms=latency_ms, faults=self._faults)
+        self._server = BackgroundServer(app, host=host, port=port, name="Impilo sandbox")
+
+    @property
+    def api_key(self) -> str:
+        return self._api_key
+
+    @property
+    def url(self) -> str:
+        """The base URL to give ``ImpiloClient`` (``http://127.0.0.1:PORT``)."""
+        if self._server.port is None:
+            raise ConfigurationError("The sandbox is not started yet: call .start() or use it in a with block.")
+        host = self._server.host
+        return f"http://[{host}]:{self._server.port}" if ":" in host else f"http://{host}:{self._server.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server.running
+
+    def start(self) -> Sandbox:
+        """Start serving; returns self so ``Sandbox().start()`` reads naturally."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and, for a temporary database, delete it."""
+        self._server.stop()
+        if self._tempdir is not None:
+            self.store.close()
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def inject_fault(self, status: int | None = 503, *, times: int = 1, delay: float = 0.0, retry_after: float | None = None) -> None:
+        """Make the next ``times`` API requests misbehave: wait ``delay`` s, then answer ``status``.
+
+        With ``status=None`` the request is served normally after the delay (a slow server).
+        For tests and demos of retries and timeouts.
+        """
+        self._faults.add(Fault(status=status, delay=delay, retry_after=retry_after), times)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self.running else "stopped"
+        return f"Sandbox({where}, db_path={self.db_path!r})"

@@ -1,0 +1,267 @@
+"""The sandbox's HTTP API: FastAPI routes mirroring Impilo's /api/v3, as decided in design.md.
+
+Errors use one body everywhere:
+``{"status": 400, "error": "Bad Request", "message": "...", "fieldErrors": [{"field", "message"}]}``
+and every response carries an ``X-Request-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from http import HTTPStatus
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .._constants import API_KEY_HEADER, MAX_PAGE_SIZE
+from .._version import __version__
+from ..errors import FieldError
+from ..models import Page, Patient, PatientPatch, WireModel, field_errors
+from .store import DuplicateExternalIdentifier, PatientQuery, SandboxStore
+
+__all__ = ["Fault", "SandboxProblem", "create_app"]
+
+API = "/api/v3"
+
+
+class SandboxProblem(Exception):
+    """An API error to answer with the sandbox's error body."""
+
+    def __init__(self, status: int, message: str, field_errors: list[FieldError] | None = None):
+        self.status = status
+        self.message = message
+        self.field_errors = field_errors or []
+
+
+def problem_body(status: int, message: str, errors: list[FieldError] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "error": HTTPStatus(status).phrase, "message": message}
+    if errors:
+        body["fieldErrors"] = [{"field": fe.field, "message": fe.message} for fe in errors]
+    return body
+
+
+@dataclass
+class Fault:
+    """A planned misbehaviour for the next API request: wait ``delay`` s, then answer ``status``."""
+
+    status: int | None = 503
+    delay: float = 0.0
+    retry_after: float | None = None
+
+
+class FaultQueue:
+    """Faults queued by tests and demos (``Sandbox.inject_fault``), taken one per API request."""
+
+    def __init__(self) -> None:
+        self._faults: collections.deque[Fault] = collections.deque()
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault, times: int) -> None:
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def take(self) -> Fault | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+
+class SandboxMiddleware:
+    """Request id on every response; then, for /api/ paths: latency, injected faults, API key.
+
+    A plain ASGI middleware so the key is checked before anything reads the body.
+    """
+
+    def __init__(self, app: Any, *, api_key: str, latency_ms: float, faults: FaultQueue) -> None:
+        self.app = app
+        self.api_key = api_key.encode()
+        self.latency = latency_ms / 1000
+        self.faults = faults
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{uuid.uuid4().hex[:20]}".encode()
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
+            await send(message)
+
+        if scope["path"].startswith("/api/"):
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            fault = self.faults.take()
+            if fault is not None:
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.status is not None:
+                    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
+                    response = JSONResponse(problem_body(fault.status, "Injected fault (Sandbox.inject_fault)."), fault.status, headers)
+                    await response(scope, receive, send_with_id)
+                    return
+            given = dict(scope["headers"]).get(API_KEY_HEADER.lower().encode(), b"")
+            if not hmac.compare_digest(given, self.api_key):
+                message = f"Missing {API_KEY_HEADER} header." if not given else f"Invalid {API_KEY_HEADER}."
+                await JSONResponse(problem_body(401, message), 401)(scope, receive, send_with_id)
+                return
+        await self.app(scope, receive, send_with_id)
+
+
+def known_fields(model: WireModel) -> dict[str, Any]:
+    """The model as wire JSON without fields the API does not define (the server drops those)."""
+    result: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        key = info.alias or name
+        result[key] = known_fields(value) if isinstance(value, WireModel) else _jsonable(value)
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _ids(values: list[str] | None, name: str) -> list[int]:
+    """Repeated (``id=1&id=2``) or comma-separated (``id=1,2``) ids; the docs allow either reading."""
+    result = []
+    for value in values or []:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    result.append(int(part))
+                except ValueError:
+                    raise SandboxProblem(400, "Invalid query parameter.", [FieldError(name, f"Not a whole number: {part!r}.")]) from None
+    return result
+
+
+def _strings(values: list[str] | None) -> list[str]:
+    return [part for value in values or [] for part in value.split(",") if part]
+
+
+def create_app(store: SandboxStore, *, api_key: str, latency_ms: float = 0.0, faults: FaultQueue | None = None) -> Any:
+    """The sandbox ASGI app over ``store``, accepting only ``api_key``."""
+    app = FastAPI(
+        title="Impilo sandbox",
+        version=__version__,
+        description="An offline, Impilo-compatible API for impilo_nb. Mirrors /api/v3 as impilo_nb's design.md decides.",
+    )
+    # Declared so the OpenAPI document shows the scheme; SandboxMiddleware enforces it.
+    api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+    @app.exception_handler(SandboxProblem)
+    async def _problem(request: Request, exc: SandboxProblem) -> JSONResponse:
+        return JSONResponse(problem_body(exc.status, exc.message, exc.field_errors), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = field_errors(exc.errors(), skip=1)
+        return JSONResponse(problem_body(400, "Validation failed.", errors), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(problem_body(exc.status_code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
+
+    def load(patient_id: int) -> dict[str, Any]:
+        record = store.get_patient(patient_id)
+        if record is None:
+            raise SandboxProblem(404, f"Patient {patient_id} not found.")
+        return record
+
+    def save(patient_id: int, patient: Patient) -> dict[str, Any]:
+        try:
+            result = store.replace_patient(patient_id, known_fields(patient))
+        except DuplicateExternalIdentifier as exc:
+            raise _conflict(exc) from None
+        if result is None:
+            raise SandboxProblem(404, f"Patient {patient_id} not found.")
+        return result[0]
+
+    patient_id_param = Path(alias="patientId", ge=1, description="The Impilo patient id.")
+    api = APIRouter(prefix=API, dependencies=[Depends(api_key_scheme)])
+
+    @api.post("/patient", status_code=201, response_model=Patient, tags=["patients"])
+    def create_patient(patient: Patient) -> JSONResponse:
+        data = known_fields(patient)
+        try:
+            record = store.create_patient(data)
+        except DuplicateExternalIdentifier as exc:
+            raise _conflict(exc) from None
+        return JSONResponse(record, 201)
+
+    @api.get("/patient/{patientId}", response_model=Patient, tags=["patients"])
+    def get_patient(patient_id: int = patient_id_param) -> JSONResponse:
+        return JSONResponse(load(patient_id))
+
+    @api.put("/patient/{patientId}", response_model=Patient, tags=["patients"])
+    def update_patient(patient: Patient, patient_id: int = patient_id_param) -> JSONResponse:
+        return JSONResponse(save(patient_id, patient))
+
+    @api.patch("/patient/{patientId}", response_model=Patient, tags=["patients"])
+    def patch_patient(changes: PatientPatch, patient_id: int = patient_id_param) -> JSONResponse:
+        merged = {**load(patient_id), **changes.to_api(exclude_unset=True)}
+        try:
+            patient = Patient.model_validate(merged)
+        except Exception as exc:  # impilo_nb ValidationError: the merged record is not valid
+            raise SandboxProblem(400, "Validation failed.", getattr(exc, "field_errors", None)) from None
+        return JSONResponse(save(patient_id, patient))
+
+    @api.get("/patient", response_model=Page[Patient], tags=["patients"])
+    def list_patients(
+        page: int = Query(1, ge=1, description="1-based page number."),
+        size: int = Query(15, ge=1, le=MAX_PAGE_SIZE),
+        sort: Literal["firstName", "lastName", "patientId"] = "patientId",
+        sort_descending: bool = Query(False, alias="sortDescending"),
+        id: list[str] | None = Query(None, description="Patient ids, repeated or comma-separated."),
+        site_id: list[str] | None = Query(None, alias="siteId"),
+        external_identifier: list[str] | None = Query(None, alias="externalIdentifier"),
+        email: str | None = None,
+        name: str | None = Query(None, description="Case-insensitive part of 'first last'."),
+        archived: bool | None = None,
+        enrolled: bool | None = None,
+        date_of_birth_min: date | None = Query(None, alias="dateOfBirthMin"),
+        date_of_birth_max: date | None = Query(None, alias="dateOfBirthMax"),
+        postal_code: str | None = Query(None, alias="postalCode"),
+        country: str | None = None,
+    ) -> JSONResponse:
+        query = PatientQuery(
+            ids=_ids(id, "id"),
+            site_ids=_ids(site_id, "siteId"),
+            external_identifiers=_strings(external_identifier),
+            email=email,
+            name=name,
+            archived=archived,
+            enrolled=enrolled,
+            date_of_birth_min=date_of_birth_min.isoformat() if date_of_birth_min else None,
+            date_of_birth_max=date_of_birth_max.isoformat() if date_of_birth_max else None,
+            postal_code=postal_code,
+            country=country,
+            sort=sort,
+            sort_descending=sort_descending,
+        )
+        content, total = store.list_patients(query, page=page, size=size)
+        pages = max(1, -(-total // size))
+        return JSONResponse(
+            {"content": content, "page": page, "size": size, "total": total, "first": page == 1, "last": page >= pages}
+        )
+
+    app.include_router(api)
+    return SandboxMiddleware(app, api_key=api_key, latency_ms=latency_ms, faults=faults or FaultQueue())
+
+
+def _conflict(exc: DuplicateExternalIdentifier) -> SandboxProblem:
+    return SandboxProblem(
+        409,
+        f"A patient with externalIdentifier {exc.external_identifier!r} already exists (id {exc.existing_id}).",
+        [FieldError("externalIdentifier", "Already used by another patient.")],
+    )

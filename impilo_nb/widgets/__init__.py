@@ -1,0 +1,5 @@
+"""ipywidgets for notebooks; thin: they collect input and call the public API."""
+
+from .patient_form import PatientForm
+
+__all__ = ["PatientForm"]
