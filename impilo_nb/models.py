@@ -64,7 +64,8 @@ def field_errors(errors: Iterable[Mapping[str, Any]], *, skip: int = 0) -> list[
     """
     result = []
     for err in errors:
-        field = ".".join(str(part) for part in err["loc"][skip:]) or None
+        # Always the wire's camelCase path, whichever spelling the input used.
+        field = ".".join(to_camel(part) if isinstance(part, str) else str(part) for part in err["loc"][skip:]) or None
         result.append(FieldError(field, _FRIENDLY_MESSAGES.get(err["type"], err["msg"])))
     return result
 

@@ -1,0 +1,42 @@
+"""Shared fixtures: a real sandbox server on loopback, and a client for it."""
+
+from __future__ import annotations
+
+import pytest
+
+import impilo_nb as nb
+
+
+@pytest.fixture(autouse=True)
+def _no_platform_env(monkeypatch):
+    """Tests never talk to the real platform, whatever the developer's shell exports."""
+    monkeypatch.delenv("IMPILO_BASE_URL", raising=False)
+    monkeypatch.delenv("IMPILO_API_KEY", raising=False)
+
+
+@pytest.fixture
+def sandbox():
+    with nb.Sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def client(sandbox):
+    with nb.ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, max_retries=2) as api:
+        yield api
+
+
+def make_patient(n: int = 1, **overrides) -> dict:
+    """A valid camelCase patient record, distinct for each ``n``."""
+    record = {
+        "externalIdentifier": f"ext-{n:05d}",
+        "firstName": f"First{n}",
+        "lastName": f"Last{n}",
+        "dateOfBirth": "1975-04-02",
+        "email": f"person{n}@example.org",
+        "phoneNumber": "+1 555 123 4567",
+        "sex": "female",
+        "address": {"lineOne": f"{n} Elm Road", "city": "Springfield", "state": "IL", "zipCode": "62701", "country": "USA"},
+    }
+    record.update(overrides)
+    return record

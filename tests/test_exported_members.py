@@ -1,0 +1,13 @@
+import impilo_nb
+
+
+def test_all_is_exactly_the_public_surface():
+    public = {name for name in dir(impilo_nb) if not name.startswith("_")}
+    submodules = {"client", "errors", "models", "sandbox", "serving", "frames"}
+    assert set(impilo_nb.__all__) - {"__version__"} == public - submodules | {"widgets"}
+
+
+def test_design_names_exist():
+    for name in ("connect", "ImpiloClient", "Patient", "Address", "Site", "Sandbox", "ValidationError", "APIStatusError"):
+        assert hasattr(impilo_nb, name)
+    assert hasattr(impilo_nb.widgets, "PatientForm")

@@ -1,0 +1,191 @@
+import pytest
+import requests
+
+import impilo_nb as nb
+from tests.conftest import make_patient
+
+API = "/api/v3/patient"
+
+
+@pytest.fixture
+def http(sandbox):
+    session = requests.Session()
+    session.headers["Impilo-API-Key"] = sandbox.api_key
+
+    def call(method, path, **kwargs):
+        return session.request(method, sandbox.url + path, timeout=5, **kwargs)
+
+    return call
+
+
+@pytest.fixture
+def people(http):
+    rows = [
+        make_patient(1, firstName="Ana", lastName="Rivera", dateOfBirth="1975-04-02", enrolled=True),
+        make_patient(2, firstName="bruno", lastName="Zed", dateOfBirth="1990-01-01", enrolled=False,
+                     address={"lineOne": "x", "city": "Paris", "state": "IDF", "zipCode": "75001", "country": "FRA"}),
+        make_patient(3, firstName="Carla", lastName="anders", dateOfBirth="2001-12-31", archived=True,
+                     email="Carla@Example.org"),
+    ]
+    return [http("POST", API, json=row).json() for row in rows]
+
+
+def ids(response):
+    assert response.status_code == 200, response.text
+    return [p["id"] for p in response.json()["content"]]
+
+
+def test_create_returns_201_and_ignores_a_given_id(http):
+    response = http("POST", API, json={**make_patient(), "id": 456})
+    assert response.status_code == 201 and response.json()["id"] == 1
+
+
+def test_unknown_fields_are_dropped(http):
+    created = http("POST", API, json={**make_patient(), "gender": "male"}).json()
+    assert "gender" not in created and "gender" not in http("GET", f"{API}/{created['id']}").json()
+
+
+def test_bad_json_gets_400_with_field_errors(http):
+    response = http("POST", API, json={"firstName": "A", "dateOfBirth": "1987-02-30", "email": "x@", "sex": "x"})
+    body = response.json()
+    assert response.status_code == 400 and body["status"] == 400 and body["error"] == "Bad Request"
+    assert {fe["field"] for fe in body["fieldErrors"]} == {"lastName", "dateOfBirth", "email", "sex"}
+
+
+def test_body_that_is_not_json_gets_400(http):
+    response = http("POST", API, data="{nope", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["fieldErrors"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Impilo-API-Key": "wrong"}])
+def test_missing_or_wrong_key_is_401(sandbox, headers):
+    response = requests.get(sandbox.url + API, headers=headers, timeout=5)
+    assert response.status_code == 401 and response.json()["status"] == 401
+
+
+def test_every_response_has_a_request_id(http, sandbox):
+    assert http("GET", API).headers["X-Request-Id"].startswith("req_")
+    assert requests.get(sandbox.url + API, timeout=5).headers["X-Request-Id"].startswith("req_")
+
+
+def test_openapi_is_served_without_a_key(sandbox):
+    spec = requests.get(sandbox.url + "/openapi.json", timeout=5).json()
+    assert {"/api/v3/patient", "/api/v3/patient/{patientId}"} <= set(spec["paths"])
+
+
+def test_put_replaces_and_patch_merges(http, people):
+    ana = people[0]
+    put = http("PUT", f"{API}/{ana['id']}", json={"firstName": "Ana", "lastName": "Rivera"}).json()
+    assert put["email"] is None and put["address"] is None
+    patched = http("PATCH", f"{API}/{ana['id']}", json={"email": "new@example.org"}).json()
+    assert (patched["firstName"], patched["email"]) == ("Ana", "new@example.org")
+
+
+def test_patch_that_would_make_the_record_invalid_is_400(http, people):
+    response = http("PATCH", f"{API}/{people[0]['id']}", json={"firstName": None})
+    assert response.status_code == 400 and response.json()["fieldErrors"][0]["field"] == "firstName"
+
+
+def test_duplicate_external_identifier_on_put_is_409(http, people):
+    response = http("PUT", f"{API}/{people[0]['id']}", json=make_patient(9, externalIdentifier=people[1]["externalIdentifier"]))
+    assert response.status_code == 409 and people[1]["externalIdentifier"] in response.json()["message"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH"])
+def test_unknown_patient_is_404(http, method):
+    response = http(method, f"{API}/77", json=make_patient() if method != "GET" else None)
+    assert response.status_code == 404 and response.json()["message"] == "Patient 77 not found."
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"name": "RIVERA"}, [1]),
+        ({"name": "an"}, [1, 3]),  # Ana, anders: substring of "first last", any case
+        ({"email": "carla@example.org"}, [3]),
+        ({"enrolled": "true"}, [1]),
+        ({"enrolled": "false"}, [2, 3]),
+        ({"archived": "true"}, [3]),
+        ({"archived": "false"}, [1, 2]),
+        ({"dateOfBirthMin": "1980-01-01"}, [2, 3]),
+        ({"dateOfBirthMax": "1990-01-01"}, [1, 2]),
+        ({"postalCode": "75001"}, [2]),
+        ({"country": "usa"}, [1, 3]),
+        ({"id": ["1", "3"]}, [1, 3]),
+        ({"id": "2,3"}, [2, 3]),
+        ({"externalIdentifier": ["ext-00001", "ext-00002"]}, [1, 2]),
+        ({"externalIdentifier": "ext-00003,ext-00002"}, [2, 3]),
+        ({"sort": "firstName"}, [1, 2, 3]),  # case-insensitive: Ana, bruno, Carla
+        ({"sort": "lastName"}, [3, 1, 2]),  # anders, Rivera, Zed
+        ({"sort": "patientId", "sortDescending": "true"}, [3, 2, 1]),
+    ],
+)
+def test_filters_and_sorting(http, people, query, expected):
+    assert ids(http("GET", API, params=query)) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"page": 0}, "page"), ({"size": 0}, "size"), ({"size": 251}, "size"), ({"sort": "email"}, "sort"),
+     ({"id": "x"}, "id"), ({"dateOfBirthMin": "1990-02-30"}, "dateOfBirthMin")],
+)
+def test_bad_paging_and_filters_are_400(http, query, field):
+    response = http("GET", API, params=query)
+    assert response.status_code == 400
+    assert response.json()["fieldErrors"][0]["field"] == field
+
+
+def test_paging_envelope_and_edges(http):
+    for n in range(7):
+        http("POST", API, json=make_patient(n))
+    first = http("GET", API, params={"size": 3}).json()
+    assert (first["page"], first["size"], first["total"], first["first"], first["last"]) == (1, 3, 7, True, False)
+    last = http("GET", API, params={"size": 3, "page": 3}).json()
+    assert [p["id"] for p in last["content"]] == [7] and last["last"] and not last["first"]
+    beyond = http("GET", API, params={"size": 3, "page": 9}).json()
+    assert beyond["content"] == [] and beyond["last"]
+    assert http("GET", API, params={"size": 250}).json()["size"] == 250
+    assert http("GET", API).json()["size"] == 15
+
+
+def test_empty_list(http):
+    body = http("GET", API).json()
+    assert body == {"content": [], "page": 1, "size": 15, "total": 0, "first": True, "last": True}
+
+
+def test_data_survives_a_restart(tmp_path):
+    db = tmp_path / "sandbox.db"
+    with nb.Sandbox(db_path=db) as first:
+        nb.ImpiloClient(first.url, first.api_key).patients.create(make_patient())
+    with nb.Sandbox(db_path=db) as second:
+        assert nb.ImpiloClient(second.url, second.api_key).patients.get(1).first_name == "First1"
+
+
+def test_custom_api_key(tmp_path):
+    with nb.Sandbox("my-key") as sandbox:
+        assert requests.get(sandbox.url + API, headers={"Impilo-API-Key": "my-key"}, timeout=5).status_code == 200
+        assert requests.get(sandbox.url + API, headers={"Impilo-API-Key": "sandbox-key"}, timeout=5).status_code == 401
+
+
+def test_injected_fault_and_latency():
+    with nb.Sandbox(latency_ms=50) as sandbox:
+        sandbox.inject_fault(503, retry_after=2)
+        response = requests.get(sandbox.url + API, headers={"Impilo-API-Key": sandbox.api_key}, timeout=5)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+        assert response.elapsed.total_seconds() >= 0.05
+
+
+@pytest.mark.parametrize("kwargs", [{"api_key": ""}, {"time_scale": 0}, {"latency_ms": -1}, {"port": 70000}])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(nb.ConfigurationError):
+        nb.Sandbox(**kwargs)
+
+
+def test_binds_to_loopback_by_default():
+    with nb.Sandbox() as sandbox:
+        assert sandbox.url.startswith("http://127.0.0.1:")
+
+
+def test_repr_does_not_show_the_key():
+    with nb.Sandbox("secret-key-42") as sandbox:
+        assert "secret-key-42" not in repr(sandbox)

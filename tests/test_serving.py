@@ -1,0 +1,51 @@
+import socket
+
+import pytest
+import requests
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from impilo_nb.errors import ConfigurationError
+from impilo_nb.serving import BackgroundServer
+
+
+def app():
+    return Starlette(routes=[Route("/", lambda request: PlainTextResponse("hello"))])
+
+
+def test_serves_on_a_free_loopback_port_and_stops():
+    server = BackgroundServer(app(), name="test")
+    with server:
+        assert server.running and server.port
+        assert requests.get(f"http://127.0.0.1:{server.port}/", timeout=5).text == "hello"
+    assert not server.running
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{server.port}/", timeout=2)
+
+
+def test_port_in_use_is_a_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigurationError) as caught:
+            BackgroundServer(app(), port=port, name="test").start()
+    assert "already in use" in str(caught.value) and str(port) in str(caught.value)
+
+
+def test_port_can_be_reused_after_stop():
+    first = BackgroundServer(app())
+    first.start()
+    port = first.port
+    first.stop()
+    with BackgroundServer(app(), port=port) as second:
+        assert requests.get(f"http://127.0.0.1:{second.port}/", timeout=5).status_code == 200
+
+
+def test_start_twice_and_stop_twice_are_harmless():
+    server = BackgroundServer(app())
+    server.start()
+    server.start()
+    server.stop()
+    server.stop()
