@@ -84,6 +84,10 @@ class PatientForm(w.VBox):
         if patient_id is not None:
             self.load(patient_id)
 
+    def __repr__(self) -> str:
+        mode = f"patient_id={self.patient_id}" if self.patient_id is not None else "new patient"
+        return f"PatientForm({mode})"
+
     def _rows(self, paths: list[str]) -> list[w.Widget]:
         return [w.VBox([self.fields[p], self.errors[p]], layout=w.Layout(margin="0 0 2px 0")) for p in paths]
 

@@ -1,0 +1,28 @@
+"""Execute notebooks in place, as nbval will, so their committed outputs stay current.
+
+Runs each notebook from its own folder against a fresh embedded sandbox (IMPILO_* unset), so
+outputs are deterministic, and stores widget state so JupyterLab shows the widgets.
+Usage: python scripts/execute_notebooks.py notebooks/*.ipynb
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+
+def execute(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    nbformat.write(notebook, path)
+    print(f"executed {path}")
+
+
+if __name__ == "__main__":
+    for name in ("IMPILO_BASE_URL", "IMPILO_API_KEY"):
+        os.environ.pop(name, None)
+    for arg in sys.argv[1:]:
+        execute(Path(arg))
