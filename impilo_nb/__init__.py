@@ -1,8 +1,8 @@
 """impilo_nb: work with the Impilo patient API from JupyterLab.
 
-    import impilo_nb as nb
-    client = nb.connect()       # $IMPILO_BASE_URL, else an embedded offline sandbox
-    client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
+import impilo_nb as nb
+client = nb.connect()       # $IMPILO_BASE_URL, else an embedded offline sandbox
+client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
 """
 
 from ._connect import connect, embedded_sandbox

@@ -22,8 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--port", type=int, default=8765, help="port (default: %(default)s; 0 picks a free one)")
     sandbox.add_argument("--db", help="SQLite file to keep patients in between runs (default: a temporary file)")
     sandbox.add_argument("--reset", action="store_true", help="delete the --db file first")
-    sandbox.add_argument("--api-key", default=os.environ.get("IMPILO_SANDBOX_API_KEY", c.SANDBOX_API_KEY),
-                         help="the key clients must send (default: $IMPILO_SANDBOX_API_KEY or 'sandbox-key')")
+    sandbox.add_argument(
+        "--api-key",
+        default=os.environ.get("IMPILO_SANDBOX_API_KEY", c.SANDBOX_API_KEY),
+        help="the key clients must send (default: $IMPILO_SANDBOX_API_KEY or 'sandbox-key')",
+    )
     sandbox.add_argument("--time-scale", type=float, default=1.0, help="webhook retry delays multiplier (default: 1)")
     sandbox.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request (default: 0)")
     sandbox.set_defaults(run=_run_sandbox)
@@ -42,8 +45,9 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     if args.reset and args.db:
         for suffix in ("", "-wal", "-shm"):
             Path(args.db + suffix).unlink(missing_ok=True)
-    sandbox = Sandbox(args.api_key, db_path=args.db, port=args.port, host=args.host,
-                      time_scale=args.time_scale, latency_ms=args.latency_ms)
+    sandbox = Sandbox(
+        args.api_key, db_path=args.db, port=args.port, host=args.host, time_scale=args.time_scale, latency_ms=args.latency_ms
+    )
     sandbox.start()
     key_note = f"API key: {c.SANDBOX_API_KEY}" if args.api_key == c.SANDBOX_API_KEY else "API key: the one you set"
     print(f"Impilo sandbox on {sandbox.url} ({key_note}; data: {args.db or 'temporary'}). Ctrl-C stops it.", flush=True)

@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -185,15 +185,11 @@ class ImpiloClient:
 def _connection_error(exc: requests.exceptions.RequestException, method: str, url: str, timeout: float) -> APIConnectionError:
     if isinstance(exc, requests.exceptions.Timeout):
         return APITimeoutError(
-            f"{method} {url} got no answer within {timeout:g}s. The server may be overloaded; "
-            "retry later or raise timeout=.",
+            f"{method} {url} got no answer within {timeout:g}s. The server may be overloaded; retry later or raise timeout=.",
             method=method,
             url=url,
         )
-    if _never_reached_server(exc):
-        reason = "connection refused or host unreachable"
-    else:
-        reason = type(exc).__name__
+    reason = "connection refused or host unreachable" if _never_reached_server(exc) else type(exc).__name__
     return APIConnectionError(
         f"Could not reach {url} ({reason}). Is the server running and the base URL right? "
         "For the embedded sandbox, use impilo_nb.connect() or `make lab`.",
@@ -235,8 +231,8 @@ def _retry_after(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # -- resources ---------------------------------------------------------------------------
@@ -341,7 +337,8 @@ class Patients:
         """The patient with this external identifier, or None."""
         if not isinstance(external_identifier, str) or not external_identifier:
             raise ValidationError(
-                "externalIdentifier", [FieldError("externalIdentifier", f"Must be a non-empty string, got {external_identifier!r}.")]
+                "externalIdentifier",
+                [FieldError("externalIdentifier", f"Must be a non-empty string, got {external_identifier!r}.")],
             )
         page = self.page(page=1, size=1, external_identifier=external_identifier)
         return page.content[0] if page.content else None

@@ -111,8 +111,7 @@ class WireModel(BaseModel):
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-            f"{html.escape(str(v))}</td></tr>"
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
             for k, v in flatten_record(self.to_api(exclude_none=True)).items()
         )
         return f"<table><caption style='text-align:left'><b>{type(self).__name__}</b></caption>{rows}</table>"

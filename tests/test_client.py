@@ -21,6 +21,7 @@ def count_patients(sandbox) -> int:
 
 # -- configuration -------------------------------------------------------------------------
 
+
 def test_missing_base_url_names_every_way_to_give_it():
     with pytest.raises(nb.ConfigurationError) as caught:
         nb.ImpiloClient(api_key="k")
@@ -59,6 +60,7 @@ def test_user_agent_names_the_package(client):
 
 
 # -- patients --------------------------------------------------------------------------------
+
 
 def test_create_get_update_patch_round_trip(client):
     created = client.patients.create(make_patient(1))
@@ -155,6 +157,7 @@ def test_frame_columns_and_dtypes(client):
 
 
 # -- transport: retries, timeouts, connection errors ------------------------------------------
+
 
 def test_server_down_is_a_connection_error():
     client = nb.ImpiloClient(base_url=f"http://127.0.0.1:{closed_port()}", api_key="k", max_retries=0)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import requests
 
@@ -16,7 +18,14 @@ def fake_response(status: int, body: str, content_type: str = "application/json"
 
 
 def test_json_error_body_gives_message_field_errors_and_request_id():
-    body = '{"status": 400, "error": "Bad Request", "message": "Validation failed.", "fieldErrors": [{"field": "firstName", "message": "required"}]}'
+    body = json.dumps(
+        {
+            "status": 400,
+            "error": "Bad Request",
+            "message": "Validation failed.",
+            "fieldErrors": [{"field": "firstName", "message": "required"}],
+        }
+    )
     err = errors.error_from_response(fake_response(400, body, headers={"X-Request-Id": "req_1"}))
     assert isinstance(err, errors.BadRequestError)
     assert (err.status_code, err.message, err.request_id) == (400, "Validation failed.", "req_1")
@@ -50,10 +59,18 @@ def test_401_says_what_to_do():
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(400, errors.BadRequestError), (401, errors.AuthenticationError), (403, errors.PermissionDeniedError),
-     (404, errors.NotFoundError), (409, errors.ConflictError), (422, errors.UnprocessableEntityError),
-     (429, errors.RateLimitError), (500, errors.InternalServerError), (503, errors.InternalServerError),
-     (418, errors.APIStatusError)],
+    [
+        (400, errors.BadRequestError),
+        (401, errors.AuthenticationError),
+        (403, errors.PermissionDeniedError),
+        (404, errors.NotFoundError),
+        (409, errors.ConflictError),
+        (422, errors.UnprocessableEntityError),
+        (429, errors.RateLimitError),
+        (500, errors.InternalServerError),
+        (503, errors.InternalServerError),
+        (418, errors.APIStatusError),
+    ],
 )
 def test_each_status_has_its_class(status, cls):
     assert type(errors.error_from_response(fake_response(status, "{}"))) is cls

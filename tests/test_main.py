@@ -10,7 +10,8 @@ def test_sandbox_command_serves_until_terminated(tmp_path):
     db = tmp_path / "s.db"
     process = subprocess.Popen(
         [sys.executable, "-m", "impilo_nb", "sandbox", "--port", "0", "--db", str(db)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()

@@ -60,7 +60,8 @@ def test_validation_error_is_a_value_error_and_pickles():
 
 
 @pytest.mark.parametrize(
-    "value", ["1980-01-01", "1980-01-01T00:00:00Z", "1980-01-01T00:00:00.000+00:00", dt.date(1980, 1, 1), pd.Timestamp("1980-01-01")]
+    "value",
+    ["1980-01-01", "1980-01-01T00:00:00Z", "1980-01-01T00:00:00.000+00:00", dt.date(1980, 1, 1), pd.Timestamp("1980-01-01")],
 )
 def test_date_of_birth_accepts_dates_and_midnight_datetimes(value):
     assert Patient(first_name="a", last_name="b", date_of_birth=value).date_of_birth == dt.date(1980, 1, 1)
@@ -80,7 +81,9 @@ def test_email_is_kept_exactly_as_typed():
 
 
 def test_unknown_server_fields_are_kept_and_sent_back():
-    patient = Patient.from_api({"id": 5, "firstName": "a", "lastName": "b", "createdAt": "2024-01-01", "site": {"id": 9, "name": "N"}})
+    patient = Patient.from_api(
+        {"id": 5, "firstName": "a", "lastName": "b", "createdAt": "2024-01-01", "site": {"id": 9, "name": "N"}}
+    )
     assert patient.model_extra == {"createdAt": "2024-01-01"}
     sent = patient.to_api()
     assert sent["createdAt"] == "2024-01-01"
@@ -114,14 +117,25 @@ def test_address_requires_its_parts_only_when_given():
 
 
 def test_page_envelope():
-    page = Page[Patient].from_api({"content": [{"id": 1, "firstName": "a", "lastName": "b"}], "page": 1, "size": 15,
-                                   "total": 1, "first": True, "last": True})
+    page = Page[Patient].from_api(
+        {
+            "content": [{"id": 1, "firstName": "a", "lastName": "b"}],
+            "page": 1,
+            "size": 15,
+            "total": 1,
+            "first": True,
+            "last": True,
+        }
+    )
     assert page.content[0].id == 1 and page.last
 
 
 def test_flatten_record_dots_nested_objects_and_skips_null_objects():
     assert flatten_record({"a": 1, "address": {"city": "c", "x": None}, "site": None}) == {
-        "a": 1, "address.city": "c", "address.x": None}
+        "a": 1,
+        "address.city": "c",
+        "address.x": None,
+    }
 
 
 def test_repr_html_shows_fields_escaped():

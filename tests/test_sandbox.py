@@ -22,10 +22,15 @@ def http(sandbox):
 def people(http):
     rows = [
         make_patient(1, firstName="Ana", lastName="Rivera", dateOfBirth="1975-04-02", enrolled=True),
-        make_patient(2, firstName="bruno", lastName="Zed", dateOfBirth="1990-01-01", enrolled=False,
-                     address={"lineOne": "x", "city": "Paris", "state": "IDF", "zipCode": "75001", "country": "FRA"}),
-        make_patient(3, firstName="Carla", lastName="anders", dateOfBirth="2001-12-31", archived=True,
-                     email="Carla@Example.org"),
+        make_patient(
+            2,
+            firstName="bruno",
+            lastName="Zed",
+            dateOfBirth="1990-01-01",
+            enrolled=False,
+            address={"lineOne": "x", "city": "Paris", "state": "IDF", "zipCode": "75001", "country": "FRA"},
+        ),
+        make_patient(3, firstName="Carla", lastName="anders", dateOfBirth="2001-12-31", archived=True, email="Carla@Example.org"),
     ]
     return [http("POST", API, json=row).json() for row in rows]
 
@@ -126,8 +131,14 @@ def test_filters_and_sorting(http, people, query, expected):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [({"page": 0}, "page"), ({"size": 0}, "size"), ({"size": 251}, "size"), ({"sort": "email"}, "sort"),
-     ({"id": "x"}, "id"), ({"dateOfBirthMin": "1990-02-30"}, "dateOfBirthMin")],
+    [
+        ({"page": 0}, "page"),
+        ({"size": 0}, "size"),
+        ({"size": 251}, "size"),
+        ({"sort": "email"}, "sort"),
+        ({"id": "x"}, "id"),
+        ({"dateOfBirthMin": "1990-02-30"}, "dateOfBirthMin"),
+    ],
 )
 def test_bad_paging_and_filters_are_400(http, query, field):
     response = http("GET", API, params=query)

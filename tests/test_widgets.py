@@ -23,10 +23,26 @@ def patient_count(client) -> int:
 
 def test_fill_and_click_creates_the_patient(client):
     form = PatientForm(client)
-    fill(form, firstName="Ana", lastName="Rivera", email="ana@example.org", phoneNumber="(555) 123-4567",
-         externalIdentifier="crm-1", sex="female", dateOfBirth=dt.date(1975, 4, 2))
-    fill(form, **{"address.lineOne": "10 Elm Road", "address.city": "Springfield", "address.state": "IL",
-                  "address.zipCode": "62701", "address.country": "USA"})
+    fill(
+        form,
+        firstName="Ana",
+        lastName="Rivera",
+        email="ana@example.org",
+        phoneNumber="(555) 123-4567",
+        externalIdentifier="crm-1",
+        sex="female",
+        dateOfBirth=dt.date(1975, 4, 2),
+    )
+    fill(
+        form,
+        **{
+            "address.lineOne": "10 Elm Road",
+            "address.city": "Springfield",
+            "address.state": "IL",
+            "address.zipCode": "62701",
+            "address.country": "USA",
+        },
+    )
     form.submit_button.click()
     assert "Created patient 1" in form.status.value
     stored = client.patients.get(1)

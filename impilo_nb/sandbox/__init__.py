@@ -92,7 +92,9 @@ class Sandbox:
             self._tempdir.cleanup()
             self._tempdir = None
 
-    def inject_fault(self, status: int | None = 503, *, times: int = 1, delay: float = 0.0, retry_after: float | None = None) -> None:
+    def inject_fault(
+        self, status: int | None = 503, *, times: int = 1, delay: float = 0.0, retry_after: float | None = None
+    ) -> None:
         """Make the next ``times`` API requests misbehave: wait ``delay`` s, then answer ``status``.
 
         With ``status=None`` the request is served normally after the delay (a slow server).

@@ -107,7 +107,9 @@ class SandboxMiddleware:
                     await asyncio.sleep(fault.delay)
                 if fault.status is not None:
                     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-                    response = JSONResponse(problem_body(fault.status, "Injected fault (Sandbox.inject_fault)."), fault.status, headers)
+                    response = JSONResponse(
+                        problem_body(fault.status, "Injected fault (Sandbox.inject_fault)."), fault.status, headers
+                    )
                     await response(scope, receive, send_with_id)
                     return
             given = dict(scope["headers"]).get(API_KEY_HEADER.lower().encode(), b"")
@@ -141,7 +143,9 @@ def _ids(values: list[str] | None, name: str) -> list[int]:
                 try:
                     result.append(int(part))
                 except ValueError:
-                    raise SandboxProblem(400, "Invalid query parameter.", [FieldError(name, f"Not a whole number: {part!r}.")]) from None
+                    raise SandboxProblem(
+                        400, "Invalid query parameter.", [FieldError(name, f"Not a whole number: {part!r}.")]
+                    ) from None
     return result
 
 
