@@ -31,15 +31,16 @@ from .errors import (
     APITimeoutError,
     ConfigurationError,
     FieldError,
+    NotFoundError,
     ValidationError,
     error_from_response,
 )
-from .models import Page, Patient, PatientPatch
+from .models import Page, Patient, PatientPatch, Webhook, WebhookLogEntry, WebhookSecret, WebhookUrlChange
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ImpiloClient", "Patients"]
+__all__ = ["ImpiloClient", "Patients", "WebhookSecretResource", "Webhooks"]
 
 log = logging.getLogger("impilo_nb")
 
@@ -113,6 +114,8 @@ class ImpiloClient:
             }
         )
         self.patients = Patients(self)
+        self.webhooks = Webhooks(self)
+        self.webhook_secret = WebhookSecretResource(self)
 
     def __repr__(self) -> str:
         return f"ImpiloClient(base_url={self.base_url!r}, api_key=***)"
@@ -391,3 +394,116 @@ def _as_patient(patient: Patient | Mapping[str, Any]) -> Patient:
     if isinstance(patient, Mapping):
         return Patient.model_validate(dict(patient))
     raise ValidationError("Patient", [FieldError(None, f"Expected a Patient or a dict, got {type(patient).__name__}.")])
+
+
+#: Webhook-logs filters: Python name -> wire name (impilo-api.md §3.6).
+WEBHOOK_LOG_FILTERS = {
+    "webhook_type": "webhookType",
+    "retry_attempts_min": "retryAttemptsMin",
+    "retry_attempts_max": "retryAttemptsMax",
+    "last_response_status": "lastResponseStatus",
+    "start_last_retry_timestamp": "startLastRetryTimestamp",
+    "end_last_retry_timestamp": "endLastRetryTimestamp",
+    "start_timestamp": "startTimestamp",
+    "end_timestamp": "endTimestamp",
+}
+
+
+class Webhooks:
+    """``client.webhooks``: subscriptions (one event type each) and the delivery log."""
+
+    PATH = "/api/v3/webhook"
+
+    def __init__(self, client: ImpiloClient) -> None:
+        self._client = client
+
+    def create(self, type: str, url: str) -> Webhook:
+        """Subscribe ``url`` to one event ``type`` (e.g. ``patient.updated``)."""
+        hook = Webhook.model_validate({"type": type, "url": url})
+        return Webhook.from_api(self._client.request_json("POST", self.PATH, json=hook.to_api(exclude_none=True)))
+
+    def list(self) -> list[Webhook]:
+        """Every webhook of the account."""
+        data = self._client.request_json("GET", self.PATH)
+        items = data.get("content", []) if isinstance(data, dict) else data or []
+        return [Webhook.from_api(item) for item in items]
+
+    def get(self, webhook_id: int) -> Webhook:
+        webhook_id = check_id(webhook_id, "webhookId")
+        return Webhook.from_api(self._client.request_json("GET", f"{self.PATH}/{webhook_id}"))
+
+    def update_url(self, webhook_id: int, url: str) -> Webhook:
+        """Point a webhook at a new URL (the API answers 400 when it is unchanged)."""
+        webhook_id = check_id(webhook_id, "webhookId")
+        change = WebhookUrlChange.model_validate({"url": url})
+        # The documented schema marks `type` required too, so send the current one along.
+        current = self.get(webhook_id)
+        body = {"type": current.type, "url": change.url}
+        data = self._client.request_json("PATCH", f"{self.PATH}/{webhook_id}", json=body)
+        return Webhook.from_api(data) if data else Webhook.from_api({**current.to_api(), "url": change.url})
+
+    def delete(self, webhook_id: int) -> None:
+        webhook_id = check_id(webhook_id, "webhookId")
+        self._client.request("DELETE", f"{self.PATH}/{webhook_id}")
+
+    def log_entries(self, **filters: Any) -> Iterator[WebhookLogEntry]:
+        """Every delivery-log entry matching the filters, page after page (newest first)."""
+        params = query_params(filters, WEBHOOK_LOG_FILTERS)
+        number = 1
+        while True:
+            data = self._client.request_json(
+                "GET", f"{self.PATH}/logs", params={**params, "page": number, "size": c.MAX_PAGE_SIZE}
+            )
+            page = Page[WebhookLogEntry].from_api(data)
+            yield from page.content
+            if page.last or not page.content:
+                return
+            number += 1
+
+    def logs(self, **filters: Any) -> pd.DataFrame:
+        """The delivery log as a DataFrame, one row per delivery (newest first).
+
+        Filters (snake_case or camelCase): webhook_type, retry_attempts_min, retry_attempts_max,
+        last_response_status, start_last_retry_timestamp, end_last_retry_timestamp,
+        start_timestamp, end_timestamp (exclusive).
+        """
+        from .frames import webhook_log_frame
+
+        return webhook_log_frame(self.log_entries(**filters))
+
+
+class WebhookSecretResource:
+    """``client.webhook_secret``: the one secret Impilo sends with every delivery."""
+
+    PATH = "/api/v3/webhook-secret"
+
+    def __init__(self, client: ImpiloClient) -> None:
+        self._client = client
+
+    def create(self, secret: str, *, replace: bool = False) -> WebhookSecret:
+        """Set the secret. With ``replace=True`` an existing one is deleted first (rotation);
+        otherwise an existing secret raises ``ConflictError``.
+        """
+        if not isinstance(secret, str) or not secret or not secret.isascii() or not secret.isprintable():
+            raise ValidationError(
+                "WebhookSecret", [FieldError("secret", "Must be non-empty printable ASCII (it travels in an HTTP header).")]
+            )
+        if replace:
+            self.delete()
+        data = self._client.request_json("POST", self.PATH, json={"secret": secret})
+        return WebhookSecret.from_api(data or {"secret": secret})
+
+    def get(self) -> WebhookSecret | None:
+        """The current secret (shown masked; ``.secret.get_secret_value()`` reveals it), or None."""
+        try:
+            return WebhookSecret.from_api(self._client.request_json("GET", self.PATH))
+        except NotFoundError:
+            return None
+
+    def delete(self) -> bool:
+        """Remove the secret; False when there was none."""
+        try:
+            self._client.request("DELETE", self.PATH)
+        except NotFoundError:
+            return False
+        return True

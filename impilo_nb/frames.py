@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from .models import Address, Patient, flatten_record
+from .models import Address, Patient, WebhookLogEntry, flatten_record
 
-__all__ = ["PATIENT_COLUMNS", "patient_frame"]
+__all__ = ["PATIENT_COLUMNS", "WEBHOOK_LOG_COLUMNS", "patient_frame", "webhook_log_frame"]
 
 _ADDRESS = [Address.model_fields[name].alias for name in Address.model_fields]
 
@@ -51,3 +51,42 @@ def patient_frame(patients: Iterable[Patient | Mapping[str, Any]]) -> pd.DataFra
 
 
 _DTYPES = {"id": "Int64", "dateOfBirth": "datetime64[ns]", "enrolled": "boolean", "archived": "boolean", "site.active": "boolean"}
+
+
+#: The documented delivery-log fields, in order; the sandbox adds eventId, status, lastError,
+#: nextAttemptTimestamp and attempts after them.
+WEBHOOK_LOG_COLUMNS = [
+    "id",
+    "webhookId",
+    "webhookType",
+    "webhookUrl",
+    "payload",
+    "createTimestamp",
+    "lastResponseStatus",
+    "retryAttempts",
+    "lastRetryTimestamp",
+]
+_LOG_DTYPES = {
+    "id": "Int64",
+    "webhookId": "Int64",
+    "lastResponseStatus": "Int64",
+    "retryAttempts": "Int64",
+    "eventId": "Int64",
+}
+_LOG_TIMES = ("createTimestamp", "lastRetryTimestamp", "nextAttemptTimestamp")
+
+
+def webhook_log_frame(entries: Iterable[WebhookLogEntry | Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per delivery; ids and counts Int64, timestamps timezone-aware UTC."""
+    rows = [e.model_dump(mode="json", by_alias=True) if isinstance(e, WebhookLogEntry) else dict(e) for e in entries]
+    frame = pd.DataFrame(rows, dtype=object)
+    extras = [col for col in frame.columns if col not in WEBHOOK_LOG_COLUMNS]
+    frame = frame.reindex(columns=WEBHOOK_LOG_COLUMNS + extras)
+    for col in frame.columns:
+        if col in _LOG_TIMES:
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
+        elif col in _LOG_DTYPES:
+            frame[col] = frame[col].astype(_LOG_DTYPES[col])
+        elif col != "attempts":
+            frame[col] = frame[col].astype("string")
+    return frame

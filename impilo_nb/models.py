@@ -16,17 +16,62 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 import email_validator
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from .errors import FieldError, ValidationError
 
-__all__ = ["SEX_VALUES", "Address", "Page", "Patient", "PatientPatch", "Site", "WireModel", "field_errors", "flatten_record"]
+__all__ = [
+    "SEX_VALUES",
+    "WEBHOOK_TYPES",
+    "Address",
+    "Page",
+    "Patient",
+    "PatientPatch",
+    "Site",
+    "Webhook",
+    "WebhookEvent",
+    "WebhookLogEntry",
+    "WebhookSecret",
+    "WebhookUrlChange",
+    "WireModel",
+    "check_http_url",
+    "field_errors",
+    "flatten_record",
+]
 
 #: The values the API documents for ``sex``.
 SEX_VALUES = ("female", "male", "other", "unknown")
+
+#: Every event type the public docs name (impilo-api.md §3.2; the archived lists are cut off,
+#: so the platform may know more). One type per webhook subscription.
+WEBHOOK_TYPES = (
+    "patient.created",
+    "patient.updated",
+    "device.associationCreated",
+    "device.associationRemoved",
+    "device.lowBattery",
+    "device.weakSignal",
+    "device.healthcheck",
+    "order.status",
+    "order.statusFull",
+    "return.statusFull",
+    "procurement.status",
+    "procurement.statusFull",
+    "transferRequest.statusFull",
+    "supportTicket.event",
+    "reading.bloodGlucose",
+    "reading.bloodOxygen",
+    "reading.bloodPressure",
+    "reading.ecg",
+    "reading.temperature",
+    "reading.weight",
+    "reading.peakFlow",
+    "reading.sleepMatActivity",
+    "reading.sleepMatDuration",
+)
 
 #: Validation context for data that came from a server (see the module docstring).
 LENIENT = {"lenient": True}
@@ -273,3 +318,83 @@ class Page(WireModel, Generic[T]):
     total: int
     first: bool
     last: bool
+
+
+class Webhook(WireModel):
+    """A webhook subscription: one event ``type`` delivered to one ``url``."""
+
+    id: int | None = None
+    type: str
+    url: str
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any, info: ValidationInfo) -> Any:
+        if _is_lenient(info) or value in WEBHOOK_TYPES:
+            return value
+        raise _error("webhook_type", f"Unknown event type {value!r}; one of: {', '.join(WEBHOOK_TYPES)}.")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _http_url(cls, value: Any, info: ValidationInfo) -> Any:
+        return value if _is_lenient(info) else check_http_url(value)
+
+
+def check_http_url(value: Any) -> Any:
+    """``value`` if it is an absolute http(s) URL; else a field error saying so."""
+    if isinstance(value, str) and re.match(r"^https?://[^/\s:?#]+", value):
+        return value
+    raise _error("webhook_url", f"Must be an http:// or https:// URL, got {value!r}.")
+
+
+class WebhookUrlChange(WireModel):
+    """The body of ``PATCH /webhook/{id}``: the new URL (a ``type`` sent along is ignored)."""
+
+    url: str
+    type: str | None = None
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _http_url(cls, value: Any) -> Any:
+        return check_http_url(value)
+
+
+class WebhookSecret(WireModel):
+    """The account's webhook secret; shown as ``**********`` in reprs and logs."""
+
+    secret: SecretStr
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise _error("missing", "This field is required.")
+        return value
+
+    def to_api(self, **kwargs: Any) -> dict[str, Any]:
+        return {"secret": self.secret.get_secret_value()}
+
+
+class WebhookEvent(WireModel):
+    """One delivery's body: ``{"id": <event id>, "type": "patient.updated", "payload": {...}}``.
+
+    The id is stable across retries of the same event, so receivers de-duplicate on it.
+    """
+
+    id: int | str
+    type: str
+    payload: Any = None
+
+
+class WebhookLogEntry(WireModel):
+    """One delivery in ``GET /webhook/logs``: what was sent where, and how it went."""
+
+    id: int
+    webhook_id: int | None = None
+    webhook_type: str | None = None
+    webhook_url: str | None = None
+    payload: str | None = None
+    create_timestamp: dt.datetime | None = None
+    last_response_status: int | None = None
+    retry_attempts: int | None = None
+    last_retry_timestamp: dt.datetime | None = None

@@ -2,7 +2,8 @@
 
 Shared by the sandbox and the webhook receiver, so a notebook can host either next to the
 kernel. The socket is bound before the thread starts, so ``port`` is known at once and a port
-already in use fails in the caller's thread with a clear message.
+already in use fails in the caller's thread with a clear message. A server started again after
+``stop()`` listens on the same port, so URLs already handed out (a registered webhook) still work.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class BackgroundServer:
                     "Stop the other process, or pass port=0 to pick a free port."
                 ) from exc
             raise ConfigurationError(f"{self.name}: cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
-        self.port = sock.getsockname()[1]
+        self.port = self.requested_port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
             log_level="warning",

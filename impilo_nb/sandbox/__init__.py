@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from .._constants import DEFAULT_HOST, SANDBOX_API_KEY
 from ..errors import ConfigurationError
+from ..models import WEBHOOK_TYPES
 from ..serving import BackgroundServer
 from .app import Fault, FaultQueue, create_app
+from .delivery import Dispatcher
 from .store import SandboxStore
 
 __all__ = ["Sandbox"]
@@ -28,6 +32,9 @@ class Sandbox:
         port: 0 picks a free port; ``url`` tells which.
         host: loopback by default, so nothing outside this machine can reach it.
         latency_ms: added to every API request, to make benchmarks and demos realistic.
+        allow_external_webhooks: deliver to non-loopback URLs too. Off by default, so tests
+            and demos never send patient data off this machine: such deliveries are logged
+            as failed with the reason "blocked: not a loopback address".
     """
 
     def __init__(
@@ -39,6 +46,7 @@ class Sandbox:
         port: int = 0,
         host: str = DEFAULT_HOST,
         latency_ms: float = 0.0,
+        allow_external_webhooks: bool = False,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ConfigurationError("api_key must be a non-empty string (the sandbox's default is 'sandbox-key').")
@@ -60,7 +68,8 @@ class Sandbox:
         self.db_path = str(db_path)
         self._faults = FaultQueue()
         self.store = SandboxStore(self.db_path)
-        app = create_app(self.store, api_key=api_key, latency_ms=latency_ms, faults=self._faults)
+        self.dispatcher = Dispatcher(self.store, time_scale=self.time_scale, allow_external=allow_external_webhooks)
+        app = create_app(self.store, self.dispatcher, api_key=api_key, latency_ms=latency_ms, faults=self._faults)
         self._server = BackgroundServer(app, host=host, port=port, name="Impilo sandbox")
 
     @property
@@ -82,11 +91,13 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Start serving; returns self so ``Sandbox().start()`` reads naturally."""
         self._server.start()
+        self.dispatcher.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and, for a temporary database, delete it."""
         self._server.stop()
+        self.dispatcher.stop()
         if self._tempdir is not None:
             self.store.close()
             self._tempdir.cleanup()
@@ -101,6 +112,28 @@ class Sandbox:
         For tests and demos of retries and timeouts.
         """
         self._faults.add(Fault(status=status, delay=delay, retry_after=retry_after), times)
+
+    def emit(self, type: str, payload: Any) -> int:
+        """Send an event of any documented type (reading.*, device.*, order.*...) to its webhooks.
+
+        Patient events fire by themselves on create and update; this is for the rest, in demos
+        and tests. Returns the event id the deliveries carry.
+        """
+        if type not in WEBHOOK_TYPES:
+            raise ConfigurationError(f"Unknown event type {type!r}; one of: {', '.join(WEBHOOK_TYPES)}.")
+        return self.dispatcher.publish(type, payload)
+
+    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
+        """Wait until no delivery is due or in flight (retries scheduled later do not count as due).
+
+        Returns False if deliveries were still under way after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while self.dispatcher.pending_now():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def __enter__(self) -> Sandbox:
         return self.start()

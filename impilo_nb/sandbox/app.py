@@ -13,21 +13,32 @@ import hmac
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._constants import API_KEY_HEADER, MAX_PAGE_SIZE
 from .._version import __version__
 from ..errors import FieldError
-from ..models import Page, Patient, PatientPatch, WireModel, field_errors
-from .store import DuplicateExternalIdentifier, PatientQuery, SandboxStore
+from ..models import (
+    Page,
+    Patient,
+    PatientPatch,
+    Webhook,
+    WebhookLogEntry,
+    WebhookSecret,
+    WebhookUrlChange,
+    WireModel,
+    field_errors,
+)
+from .delivery import Dispatcher
+from .store import DeliveryQuery, DuplicateExternalIdentifier, PatientQuery, SandboxStore, to_iso
 
 __all__ = ["Fault", "SandboxProblem", "create_app"]
 
@@ -153,8 +164,15 @@ def _strings(values: list[str] | None) -> list[str]:
     return [part for value in values or [] for part in value.split(",") if part]
 
 
-def create_app(store: SandboxStore, *, api_key: str, latency_ms: float = 0.0, faults: FaultQueue | None = None) -> Any:
-    """The sandbox ASGI app over ``store``, accepting only ``api_key``."""
+def create_app(
+    store: SandboxStore,
+    dispatcher: Dispatcher,
+    *,
+    api_key: str,
+    latency_ms: float = 0.0,
+    faults: FaultQueue | None = None,
+) -> Any:
+    """The sandbox ASGI app over ``store``, accepting only ``api_key``; events go to ``dispatcher``."""
     app = FastAPI(
         title="Impilo sandbox",
         version=__version__,
@@ -189,7 +207,10 @@ def create_app(store: SandboxStore, *, api_key: str, latency_ms: float = 0.0, fa
             raise _conflict(exc) from None
         if result is None:
             raise SandboxProblem(404, f"Patient {patient_id} not found.")
-        return result[0]
+        record, changed = result
+        if changed:
+            dispatcher.publish("patient.updated", record)
+        return record
 
     patient_id_param = Path(alias="patientId", ge=1, description="The Impilo patient id.")
     api = APIRouter(prefix=API, dependencies=[Depends(api_key_scheme)])
@@ -201,6 +222,7 @@ def create_app(store: SandboxStore, *, api_key: str, latency_ms: float = 0.0, fa
             record = store.create_patient(data)
         except DuplicateExternalIdentifier as exc:
             raise _conflict(exc) from None
+        dispatcher.publish("patient.created", record)
         return JSONResponse(record, 201)
 
     @api.get("/patient/{patientId}", response_model=Patient, tags=["patients"])
@@ -254,13 +276,96 @@ def create_app(store: SandboxStore, *, api_key: str, latency_ms: float = 0.0, fa
             sort_descending=sort_descending,
         )
         content, total = store.list_patients(query, page=page, size=size)
-        pages = max(1, -(-total // size))
-        return JSONResponse(
-            {"content": content, "page": page, "size": size, "total": total, "first": page == 1, "last": page >= pages}
+        return JSONResponse(_page(content, page, size, total))
+
+    def load_webhook(webhook_id: int) -> dict[str, Any]:
+        hook = store.get_webhook(webhook_id)
+        if hook is None:
+            raise SandboxProblem(404, f"Webhook {webhook_id} not found.")
+        return hook
+
+    webhook_id_param = Path(alias="webhookId", ge=1, description="The webhook id.")
+
+    @api.post("/webhook", response_model=Webhook, tags=["webhooks"])
+    def create_webhook(webhook: Webhook) -> JSONResponse:
+        return JSONResponse(store.create_webhook(webhook.type, webhook.url))
+
+    @api.get("/webhook", response_model=list[Webhook], tags=["webhooks"])
+    def list_webhooks() -> JSONResponse:
+        return JSONResponse(store.list_webhooks())
+
+    # Declared before /webhook/{webhookId} so "logs" is not read as an id.
+    @api.get("/webhook/logs", response_model=Page[WebhookLogEntry], tags=["webhooks"])
+    def webhook_logs(
+        page: int = Query(1, ge=1),
+        size: int = Query(15, ge=1, le=MAX_PAGE_SIZE),
+        webhook_type: str | None = Query(None, alias="webhookType"),
+        retry_attempts_min: int | None = Query(None, alias="retryAttemptsMin", ge=0),
+        retry_attempts_max: int | None = Query(None, alias="retryAttemptsMax", ge=0),
+        last_response_status: int | None = Query(None, alias="lastResponseStatus"),
+        start_last_retry: datetime | None = Query(None, alias="startLastRetryTimestamp"),
+        end_last_retry: datetime | None = Query(None, alias="endLastRetryTimestamp"),
+        start: datetime | None = Query(None, alias="startTimestamp"),
+        end: datetime | None = Query(None, alias="endTimestamp", description="Exclusive."),
+    ) -> JSONResponse:
+        query = DeliveryQuery(
+            webhook_type=webhook_type,
+            retry_attempts_min=retry_attempts_min,
+            retry_attempts_max=retry_attempts_max,
+            last_response_status=last_response_status,
+            start_last_retry=to_iso(start_last_retry) if start_last_retry else None,
+            end_last_retry=to_iso(end_last_retry) if end_last_retry else None,
+            start=to_iso(start) if start else None,
+            end=to_iso(end) if end else None,
         )
+        content, total = store.list_deliveries(query, page=page, size=size)
+        return JSONResponse(_page(content, page, size, total))
+
+    @api.get("/webhook/{webhookId}", response_model=Webhook, tags=["webhooks"])
+    def get_webhook(webhook_id: int = webhook_id_param) -> JSONResponse:
+        return JSONResponse(load_webhook(webhook_id))
+
+    @api.patch("/webhook/{webhookId}", response_model=Webhook, tags=["webhooks"])
+    def change_webhook_url(change: WebhookUrlChange, webhook_id: int = webhook_id_param) -> JSONResponse:
+        hook = load_webhook(webhook_id)
+        if change.url == hook["url"]:
+            raise SandboxProblem(400, "The new URL is the same as the current one.", [FieldError("url", "Unchanged.")])
+        store.set_webhook_url(webhook_id, change.url)
+        return JSONResponse({**hook, "url": change.url})
+
+    @api.delete("/webhook/{webhookId}", status_code=204, tags=["webhooks"])
+    def delete_webhook(webhook_id: int = webhook_id_param) -> Response:
+        if not store.delete_webhook(webhook_id):
+            raise SandboxProblem(404, f"Webhook {webhook_id} not found.")
+        return Response(status_code=204)
+
+    @api.post("/webhook-secret", response_model=WebhookSecret, tags=["webhooks"])
+    def create_secret(secret: WebhookSecret) -> JSONResponse:
+        if not store.create_secret(secret.secret.get_secret_value()):
+            raise SandboxProblem(409, "A webhook secret already exists; DELETE /api/v3/webhook-secret first to replace it.")
+        return JSONResponse(secret.to_api())
+
+    @api.get("/webhook-secret", response_model=WebhookSecret, tags=["webhooks"])
+    def get_secret() -> JSONResponse:
+        secret = store.get_secret()
+        if secret is None:
+            raise SandboxProblem(404, "No webhook secret is set.")
+        return JSONResponse({"secret": secret})
+
+    @api.delete("/webhook-secret", status_code=204, tags=["webhooks"])
+    def delete_secret() -> Response:
+        if not store.delete_secret():
+            raise SandboxProblem(404, "No webhook secret is set.")
+        return Response(status_code=204)
 
     app.include_router(api)
     return SandboxMiddleware(app, api_key=api_key, latency_ms=latency_ms, faults=faults or FaultQueue())
+
+
+def _page(content: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
+    """The API's page envelope (1-based pages)."""
+    pages = max(1, -(-total // size))
+    return {"content": content, "page": page, "size": size, "total": total, "first": page == 1, "last": page >= pages}
 
 
 def _conflict(exc: DuplicateExternalIdentifier) -> SandboxProblem:

@@ -1,4 +1,4 @@
-"""The sandbox's state in one SQLite file: patients (and, later, webhooks and their log).
+"""The sandbox's state in one SQLite file: patients, webhooks, the secret, events, deliveries.
 
 Records are stored as the JSON the API returns; filters read them with SQLite's JSON functions.
 One connection behind a lock: the sandbox is for one analyst, so simplicity beats concurrency.
@@ -11,15 +11,68 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DuplicateExternalIdentifier", "PatientQuery", "SandboxStore"]
+
+def utc_now_iso() -> str:
+    """Now as the API writes timestamps: ISO 8601 UTC with microseconds and a Z."""
+    return to_iso(datetime.now(UTC))
+
+
+def to_iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+__all__ = ["DeliveryQuery", "DuplicateExternalIdentifier", "PatientQuery", "SandboxStore", "utc_now_iso"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     external_identifier TEXT UNIQUE,
     data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    url TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_secret (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    secret TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+-- One row per (event, webhook): what GET /webhook/logs lists.
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id INTEGER NOT NULL,
+    webhook_id INTEGER NOT NULL,
+    webhook_type TEXT NOT NULL,
+    webhook_url TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending | delivered | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_response_status INTEGER,
+    last_error TEXT,
+    last_retry_at TEXT,
+    next_attempt_at REAL                     -- epoch seconds; NULL once settled
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+    delivery_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    response_status INTEGER,
+    error TEXT,
+    PRIMARY KEY (delivery_id, attempt)
 );
 """
 
@@ -105,6 +158,35 @@ class PatientQuery:
         return f" ORDER BY {column} {direction}, id {direction}"
 
 
+@dataclass
+class DeliveryQuery:
+    """The webhook-logs filters (impilo-api.md §3.6); timestamps as ISO strings."""
+
+    webhook_type: str | None = None
+    retry_attempts_min: int | None = None
+    retry_attempts_max: int | None = None
+    last_response_status: int | None = None
+    start_last_retry: str | None = None
+    end_last_retry: str | None = None
+    start: str | None = None
+    end: str | None = None  # exclusive
+
+    def where(self) -> tuple[str, list[Any]]:
+        conditions = [
+            ("webhook_type = ?", self.webhook_type),
+            ("max(attempts - 1, 0) >= ?", self.retry_attempts_min),
+            ("max(attempts - 1, 0) <= ?", self.retry_attempts_max),
+            ("last_response_status = ?", self.last_response_status),
+            ("last_retry_at >= ?", self.start_last_retry),
+            ("last_retry_at <= ?", self.end_last_retry),
+            ("created_at >= ?", self.start),
+            ("created_at < ?", self.end),
+        ]
+        used = [(sql, value) for sql, value in conditions if value is not None]
+        where = " WHERE " + " AND ".join(sql for sql, _ in used) if used else ""
+        return where, [value for _, value in used]
+
+
 class SandboxStore:
     """Patients in a SQLite file, safe to call from the server's worker threads."""
 
@@ -166,3 +248,162 @@ class SandboxStore:
         row = self._db.execute("SELECT id FROM patients WHERE external_identifier = ?", (external_identifier,)).fetchone()
         if row and row[0] != own_id:
             raise DuplicateExternalIdentifier(external_identifier, row[0])
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def create_webhook(self, type_: str, url: str) -> dict[str, Any]:
+        with self._lock:
+            cursor = self._db.execute("INSERT INTO webhooks (type, url) VALUES (?, ?)", (type_, url))
+        return {"id": cursor.lastrowid, "type": type_, "url": url}
+
+    def list_webhooks(self, type_: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT id, type, url FROM webhooks", []
+        if type_ is not None:
+            sql, args = sql + " WHERE type = ?", [type_]
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [{"id": r[0], "type": r[1], "url": r[2]} for r in rows]
+
+    def get_webhook(self, webhook_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT id, type, url FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
+        return {"id": row[0], "type": row[1], "url": row[2]} if row else None
+
+    def set_webhook_url(self, webhook_id: int, url: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE webhooks SET url = ? WHERE id = ?", (url, webhook_id))
+
+    def delete_webhook(self, webhook_id: int) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,)).rowcount > 0
+
+    def get_secret(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT secret FROM webhook_secret").fetchone()
+        return row[0] if row else None
+
+    def create_secret(self, secret: str) -> bool:
+        """Store the secret; False when one exists already (the API answers 409)."""
+        with self._lock:
+            cursor = self._db.execute("INSERT OR IGNORE INTO webhook_secret (one, secret) VALUES (1, ?)", (secret,))
+            return cursor.rowcount > 0
+
+    def delete_secret(self) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM webhook_secret").rowcount > 0
+
+    # -- events and deliveries ------------------------------------------------------------
+
+    def create_event(self, type_: str, payload: Any, due: float) -> tuple[int, list[int]]:
+        """Record an event and one pending delivery per webhook of its type, due at ``due``.
+
+        Returns the event id and the new delivery ids. The body is fixed now, so every retry
+        sends the same bytes and the same event id.
+        """
+        now = utc_now_iso()
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                event_id = self._db.execute(
+                    "INSERT INTO events (type, payload, created_at) VALUES (?, ?, ?)", (type_, json.dumps(payload), now)
+                ).lastrowid
+                body = json.dumps({"id": event_id, "type": type_, "payload": payload})
+                delivery_ids = [
+                    self._db.execute(
+                        "INSERT INTO deliveries (event_id, webhook_id, webhook_type, webhook_url, body, created_at,"
+                        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (event_id, hook["id"], type_, hook["url"], body, now, due),
+                    ).lastrowid
+                    for hook in self.list_webhooks(type_)
+                ]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return event_id, delivery_ids
+
+    def pending_deliveries(self) -> list[tuple[int, float]]:
+        """(delivery id, due time) of every delivery still to attempt, e.g. after a restart."""
+        with self._lock:
+            return self._db.execute("SELECT id, next_attempt_at FROM deliveries WHERE state = 'pending'").fetchall()
+
+    def get_delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT webhook_url, body, attempts, state FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+        return {"url": row[0], "body": row[1], "attempts": row[2], "state": row[3]} if row else None
+
+    def record_attempt(
+        self, delivery_id: int, *, attempt: int, status: int | None, error: str | None, state: str, next_attempt_at: float | None
+    ) -> None:
+        """Write one attempt's outcome and what happens next."""
+        now = utc_now_iso()
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, response_status, error)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (delivery_id, attempt, now, status, error),
+                )
+                self._db.execute(
+                    "UPDATE deliveries SET attempts = ?, last_response_status = ?, last_error = ?, state = ?,"
+                    " next_attempt_at = ?, last_retry_at = CASE WHEN ? > 1 THEN ? ELSE last_retry_at END WHERE id = ?",
+                    (attempt, status, error, state, next_attempt_at, attempt, now, delivery_id),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def list_deliveries(self, query: DeliveryQuery, *, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of delivery log entries in the API's shape (newest first), and the total."""
+        where, args = query.where()
+        with self._lock:
+            total = self._db.execute(f"SELECT count(*) FROM deliveries{where}", args).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT id, webhook_id, webhook_type, webhook_url, body, created_at, last_response_status, attempts,"
+                f" last_retry_at, event_id, state, last_error, next_attempt_at FROM deliveries{where}"
+                " ORDER BY id DESC LIMIT ? OFFSET ?",
+                [*args, size, (page - 1) * size],
+            ).fetchall()
+            history = self._attempts([row[0] for row in rows])
+        entries = []
+        for row in rows:
+            entries.append(
+                {
+                    "id": row[0],
+                    "webhookId": row[1],
+                    "webhookType": row[2],
+                    "webhookUrl": row[3],
+                    "payload": row[4],
+                    "createTimestamp": row[5],
+                    "lastResponseStatus": row[6],
+                    "retryAttempts": max(row[7] - 1, 0),
+                    "lastRetryTimestamp": row[8],
+                    # Beyond the documented fields: what a person debugging a delivery wants next.
+                    "eventId": row[9],
+                    "status": row[10],
+                    "lastError": row[11],
+                    "nextAttemptTimestamp": to_iso(datetime.fromtimestamp(row[12], UTC)) if row[12] else None,
+                    "attempts": history.get(row[0], []),
+                }
+            )
+        return entries, total
+
+    def _attempts(self, delivery_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        if not delivery_ids:
+            return {}
+        marks = ", ".join("?" * len(delivery_ids))
+        rows = self._db.execute(
+            "SELECT delivery_id, attempt, at, response_status, error FROM delivery_attempts"
+            f" WHERE delivery_id IN ({marks}) ORDER BY delivery_id, attempt",
+            delivery_ids,
+        ).fetchall()
+        history: dict[int, list[dict[str, Any]]] = {}
+        for delivery_id, attempt, at, status, error in rows:
+            history.setdefault(delivery_id, []).append(
+                {"attempt": attempt, "timestamp": at, "responseStatus": status, "error": error}
+            )
+        return history

@@ -1,0 +1,190 @@
+"""Webhook delivery: the envelope, the secret header, the retry schedule, loopback only.
+
+An API request only records the event and its pending deliveries (in SQLite) and wakes the
+dispatcher, so delivery never blocks the request. Worker threads POST each delivery when due.
+Failure is a non-2xx answer (redirects are not followed), a connection error, or no answer
+within ``DELIVERY_TIMEOUT``; failed deliveries are retried after 15, 30 and 60 minutes (4
+attempts in all), each delay multiplied by ``time_scale``. Pending deliveries survive a restart.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from .._constants import WEBHOOK_SECRET_HEADER
+from .._version import __version__
+from .store import SandboxStore
+
+__all__ = ["DELIVERY_TIMEOUT", "RETRY_DELAYS", "Dispatcher", "is_loopback_url"]
+
+#: Seconds after a failed attempt before the next one (impilo-api.md §3.6): 15, 30, 60 minutes.
+RETRY_DELAYS = (15 * 60, 30 * 60, 60 * 60)
+
+#: Seconds to wait for a receiver's answer before counting the attempt as failed.
+DELIVERY_TIMEOUT = 10.0
+
+#: Concurrent deliveries. Enough to keep a local receiver busy; a slow receiver holds one each.
+DELIVERY_WORKERS = 4
+
+BLOCKED = "blocked: not a loopback address"
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine by a loopback IP or ``localhost`` (no DNS lookup)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Dispatcher:
+    """Delivers pending webhook deliveries from ``store`` with a pool of worker threads."""
+
+    def __init__(
+        self,
+        store: SandboxStore,
+        *,
+        time_scale: float = 1.0,
+        allow_external: bool = False,
+        workers: int = DELIVERY_WORKERS,
+        timeout: float = DELIVERY_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.time_scale = time_scale
+        self.allow_external = allow_external
+        self.timeout = timeout
+        self._workers = workers
+        self._due: list[tuple[float, int]] = []
+        self._queued: set[int] = set()
+        self._inflight = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._local = threading.local()
+
+    def start(self) -> None:
+        """Resume what an earlier run left pending, and start the workers."""
+        if self._threads:
+            return
+        self._stopping = False
+        for delivery_id, due in self.store.pending_deliveries():
+            self.schedule(delivery_id, due or time.time())
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._work, name=f"impilo-webhooks-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop after in-flight attempts; what is still pending stays in the store."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(self.timeout + 1)
+        self._threads = []
+        with self._cond:
+            self._due.clear()
+            self._queued.clear()
+
+    def publish(self, type_: str, payload: Any) -> int:
+        """Record an event for every webhook of its type and queue the deliveries; returns the event id."""
+        now = time.time()
+        event_id, delivery_ids = self.store.create_event(type_, payload, now)
+        for delivery_id in delivery_ids:
+            self.schedule(delivery_id, now)
+        return event_id
+
+    def schedule(self, delivery_id: int, due: float) -> None:
+        with self._cond:
+            if delivery_id in self._queued:
+                return
+            self._queued.add(delivery_id)
+            heapq.heappush(self._due, (due, delivery_id))
+            self._cond.notify()
+
+    def pending_now(self) -> int:
+        """Deliveries due now or in flight; retries scheduled for later do not count."""
+        now = time.time()
+        with self._cond:
+            return sum(1 for due, _ in self._due if due <= now) + self._inflight
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopping:
+                        return
+                    now = time.time()
+                    if self._due and self._due[0][0] <= now:
+                        _, delivery_id = heapq.heappop(self._due)
+                        self._queued.discard(delivery_id)
+                        self._inflight += 1
+                        break
+                    self._cond.wait(self._due[0][0] - now if self._due else None)
+            try:
+                self._attempt(delivery_id)
+            finally:
+                with self._cond:
+                    self._inflight -= 1
+
+    def _attempt(self, delivery_id: int) -> None:
+        delivery = self.store.get_delivery(delivery_id)
+        if delivery is None or delivery["state"] != "pending":
+            return
+        attempt = delivery["attempts"] + 1
+        status, error = self._post(delivery["url"], delivery["body"])
+        if error is None:
+            self.store.record_attempt(
+                delivery_id, attempt=attempt, status=status, error=None, state="delivered", next_attempt_at=None
+            )
+            return
+        if attempt <= len(RETRY_DELAYS):
+            due = time.time() + RETRY_DELAYS[attempt - 1] * self.time_scale
+            self.store.record_attempt(
+                delivery_id, attempt=attempt, status=status, error=error, state="pending", next_attempt_at=due
+            )
+            self.schedule(delivery_id, due)
+        else:
+            self.store.record_attempt(
+                delivery_id, attempt=attempt, status=status, error=error, state="failed", next_attempt_at=None
+            )
+
+    def _post(self, url: str, body: str) -> tuple[int | None, str | None]:
+        """Send one attempt; (status, None) on success, else (status or None, reason)."""
+        if not self.allow_external and not is_loopback_url(url):
+            return None, BLOCKED
+        headers = {"Content-Type": "application/json", "User-Agent": f"impilo-sandbox-webhooks/{__version__}"}
+        secret = self.store.get_secret()  # read per attempt: a rotated secret applies to retries
+        if secret:
+            headers[WEBHOOK_SECRET_HEADER] = secret
+        try:
+            response = self._session().post(url, data=body.encode(), headers=headers, timeout=self.timeout, allow_redirects=False)
+        except requests.exceptions.Timeout:
+            return None, f"timeout: no answer within {self.timeout:g} s"
+        except requests.exceptions.ConnectionError as exc:
+            refused = isinstance(getattr(exc.args[0], "reason", None), NewConnectionError) if exc.args else False
+            return None, "connection refused" if refused else f"connection error: {type(exc).__name__}"
+        except requests.exceptions.RequestException as exc:
+            return None, f"request error: {type(exc).__name__}"
+        response.close()
+        if 200 <= response.status_code < 300:
+            return response.status_code, None
+        return response.status_code, f"HTTP {response.status_code}"
+
+    def _session(self) -> requests.Session:
+        # One keep-alive session per worker thread: requests.Session is not documented thread-safe.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
