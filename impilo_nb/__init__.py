@@ -26,7 +26,9 @@ from .errors import (
     UnprocessableEntityError,
     ValidationError,
 )
-from .models import Address, Page, Patient, PatientPatch, Site
+from .eventlog import EventLog, InvalidDelivery
+from .models import WEBHOOK_TYPES, Address, Page, Patient, PatientPatch, Site, Webhook, WebhookEvent, WebhookSecret
+from .receiver import WebhookReceiver
 from .sandbox import Sandbox
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "Address",
+    "EventLog",
+    "InvalidDelivery",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
@@ -53,6 +57,11 @@ __all__ = [
     "Site",
     "UnprocessableEntityError",
     "ValidationError",
+    "WEBHOOK_TYPES",
+    "Webhook",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookSecret",
     "__version__",
     "connect",
     "embedded_sandbox",

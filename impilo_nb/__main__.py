@@ -27,9 +27,26 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("IMPILO_SANDBOX_API_KEY", c.SANDBOX_API_KEY),
         help="the key clients must send (default: $IMPILO_SANDBOX_API_KEY or 'sandbox-key')",
     )
-    sandbox.add_argument("--time-scale", type=float, default=1.0, help="webhook retry delays multiplier (default: 1)")
+    sandbox.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="webhook retry delays multiplier (default: 1, i.e. 15/30/60 minutes; 0.01 gives 9/18/36 s)",
+    )
     sandbox.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request (default: 0)")
     sandbox.set_defaults(run=_run_sandbox)
+
+    receiver = commands.add_parser(
+        "receiver",
+        help="receive webhooks into a SQLite event log, in the foreground",
+        description="Receive Impilo webhooks into an event log. The secret, if any, is read from "
+        "$IMPILO_WEBHOOK_SECRET (never from the command line, where other users could see it).",
+    )
+    receiver.add_argument("--db", required=True, help="the event log's SQLite file (created if missing)")
+    receiver.add_argument("--host", default=c.DEFAULT_HOST, help="address to listen on (default: %(default)s)")
+    receiver.add_argument("--port", type=int, default=8766, help="port (default: %(default)s; 0 picks a free one)")
+    receiver.add_argument("--path", default="/webhooks/impilo", help="delivery path (default: %(default)s)")
+    receiver.set_defaults(run=_run_receiver)
 
     args = parser.parse_args(argv)
     try:
@@ -53,6 +70,19 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     print(f"Impilo sandbox on {sandbox.url} ({key_note}; data: {args.db or 'temporary'}). Ctrl-C stops it.", flush=True)
     _wait_for_signal()
     sandbox.stop()
+    return 0
+
+
+def _run_receiver(args: argparse.Namespace) -> int:
+    from .receiver import WebhookReceiver
+
+    secret = os.environ.get(c.ENV_WEBHOOK_SECRET) or None
+    receiver = WebhookReceiver(args.db, secret, host=args.host, port=args.port, path=args.path)
+    receiver.start()
+    secret_note = "secret required" if secret else f"no secret: set {c.ENV_WEBHOOK_SECRET} to require one"
+    print(f"Receiving webhooks at {receiver.url} into {args.db} ({secret_note}). Ctrl-C stops it.", flush=True)
+    _wait_for_signal()
+    receiver.stop()
     return 0
 
 

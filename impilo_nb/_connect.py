@@ -19,7 +19,8 @@ def connect(*, timeout: float = c.DEFAULT_TIMEOUT, max_retries: int = c.DEFAULT_
     """A client for ``$IMPILO_BASE_URL`` when it is set, else for an embedded sandbox.
 
     The embedded sandbox starts once per process with a fresh temporary database, so a notebook
-    executed twice shows the same ids. ``make lab`` sets the environment to one shared sandbox
+    executed twice shows the same ids, and with webhook retries after seconds, not minutes
+    (``DEMO_TIME_SCALE``). ``make lab`` sets the environment to one shared sandbox
     process instead, and a real deployment sets it to ``https://app.impiloplatform.com``.
     """
     if os.environ.get(c.ENV_BASE_URL):
@@ -35,6 +36,7 @@ def embedded_sandbox():
         if _sandbox is None:
             from .sandbox import Sandbox  # the only import of the sandbox from the package
 
-            _sandbox = Sandbox().start()
+            time_scale = float(os.environ.get(c.ENV_SANDBOX_TIME_SCALE) or c.DEMO_TIME_SCALE)
+            _sandbox = Sandbox(time_scale=time_scale).start()
             atexit.register(_sandbox.stop)
         return _sandbox

@@ -35,6 +35,16 @@ WEBHOOK_SECRET_HEADER = "Impilo-Webhook-Secret"
 ENV_BASE_URL = "IMPILO_BASE_URL"
 ENV_API_KEY = "IMPILO_API_KEY"
 
+#: Environment variable the receiver CLI reads its secret from.
+ENV_WEBHOOK_SECRET = "IMPILO_WEBHOOK_SECRET"
+
+#: Retry-schedule multiplier for the sandboxes a person watches (``connect()``'s embedded one
+#: and ``make lab``'s): retries after 9, 18 and 36 s instead of 15, 30 and 60 minutes, so a
+#: failed delivery can be seen and its retry awaited in one sitting. Override with
+#: $IMPILO_SANDBOX_TIME_SCALE (1 for the real schedule).
+DEMO_TIME_SCALE = 0.01
+ENV_SANDBOX_TIME_SCALE = "IMPILO_SANDBOX_TIME_SCALE"
+
 #: The embedded sandbox's default API key.
 SANDBOX_API_KEY = "sandbox-key"
 

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import html
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -231,6 +232,7 @@ class EventLog:
 
     def get(self, event_id: int) -> dict[str, Any] | None:
         """Everything stored for one event: payload, raw body, headers (without secrets), sender."""
+        event_id = operator.index(event_id)  # numpy ints from a frame do not bind as SQLite integers
         with self._lock:
             cursor = self._db.execute("SELECT * FROM events WHERE event_id = ?", (event_id,))
             row = cursor.fetchone()
@@ -291,6 +293,7 @@ class EventLog:
     def plot_timeline(self, freq: str = "1min", ax: Any = None) -> Any:
         """A bar chart of events per ``freq`` by type; returns the matplotlib Axes."""
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         counts = self.timeline(freq)
         if ax is None:
@@ -301,6 +304,7 @@ class EventLog:
             counts.index = counts.index.strftime("%H:%M")
             counts.plot.bar(stacked=True, ax=ax, rot=0, width=0.8)
             ax.legend(title=None, fontsize="small")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"received (UTC, per {freq})")
         ax.set_ylabel("events")
         ax.set_title("Webhook events")

@@ -1,0 +1,205 @@
+"""WebhookLogView: watch an EventLog fill up, filter it, and open any event.
+
+Newest first; filter by type and by free text (matched in any column, payload included);
+per-type counts; a timeline of events per minute by type; the selected event's JSON. While
+``live`` is on, a background thread re-reads the log when it changes (checked every
+``refresh_interval`` seconds), so a new delivery shows within a second.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import threading
+
+import ipywidgets as w
+import pandas as pd
+
+from ..eventlog import EventLog
+
+__all__ = ["WebhookLogView"]
+
+ALL_TYPES = "(all types)"
+
+#: Seconds between checks for new events while live.
+DEFAULT_REFRESH_INTERVAL = 0.5
+
+#: Rows shown in the table; the filters narrow the rest.
+DEFAULT_MAX_ROWS = 50
+
+
+class WebhookLogView(w.VBox):
+    """A live view of ``log`` (kept as ``view.event_log``).
+
+    ``view.refresh()`` re-reads it now; ``view.close()`` stops watching.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        live: bool = True,
+        refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+        max_rows: int = DEFAULT_MAX_ROWS,
+    ) -> None:
+        if not isinstance(log, EventLog):
+            raise TypeError(f"WebhookLogView needs an impilo_nb.EventLog, got {type(log).__name__}.")
+        self._stop = threading.Event()  # first: ipywidgets' __del__ may call close() early
+        self.event_log = log  # not `.log`: every widget already has a `log` (its logger)
+        self.max_rows = max_rows
+        self.refresh_interval = refresh_interval
+        self.frame = pd.DataFrame()  # what the table shows, after the filters
+
+        self.type_filter = w.Dropdown(options=[ALL_TYPES], value=ALL_TYPES, description="Type")
+        self.search = w.Text(placeholder="text in any field, e.g. a name or an id", description="Search")
+        self.live = w.Checkbox(value=live, description="Live", indent=False, layout=w.Layout(width="6em"))
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="8em"))
+        self.counts = w.HTML()
+        self.table = w.HTML()
+        self.event_picker = w.Dropdown(options=[], description="Event", layout=w.Layout(width="40em"))
+        self.detail = w.HTML()
+        self.timeline = w.Image(format="png", layout=w.Layout(max_width="720px"))
+
+        self.type_filter.observe(lambda _: self.refresh(), names="value")
+        self.search.observe(lambda _: self.refresh(), names="value")
+        self.event_picker.observe(lambda _: self._show_detail(), names="value")
+        self.refresh_button.on_click(lambda _: self.refresh(force_plot=True))
+        self.live.observe(lambda change: self._watch() if change["new"] else None, names="value")
+
+        controls = w.HBox([self.type_filter, self.search, self.live, self.refresh_button])
+        tabs = w.Tab(children=[w.VBox([self.table]), w.VBox([self.event_picker, self.detail]), self.timeline])
+        for index, title in enumerate(("Events", "Detail", "Timeline")):
+            tabs.set_title(index, title)
+        super().__init__([controls, self.counts, tabs])
+
+        self._seen_version: tuple | None = None
+        self._plotted_version: tuple | None = None
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self.refresh(force_plot=True)
+        if live:
+            self._watch()
+
+    def __repr__(self) -> str:
+        return f"WebhookLogView({str(self.event_log.path)!r})"
+
+    # -- reading the log ---------------------------------------------------------------------
+
+    def refresh(self, *, force_plot: bool = False) -> None:
+        """Re-read the log and redraw counts, table, event list and (if the log changed) timeline."""
+        with self._lock:
+            version = self.event_log.version()
+            full = self.event_log.frame()
+            self._update_type_options(full)
+            frame = full
+            if self.type_filter.value != ALL_TYPES:
+                frame = frame[frame["type"] == self.type_filter.value]
+            text = self.search.value.strip()
+            if text and not frame.empty:
+                hits = frame.astype(str).apply(lambda col: col.str.contains(text, case=False, regex=False)).any(axis=1)
+                frame = frame[hits]
+            self.frame = frame.iloc[::-1].reset_index(drop=True)  # newest first
+            self.counts.value = _counts_html(full, len(self.frame))
+            self.table.value = _table_html(self.frame.head(self.max_rows))
+            self._update_picker()
+            if force_plot or version != self._plotted_version:
+                self.timeline.value = _timeline_png(self.event_log)
+                self._plotted_version = version
+            self._seen_version = version
+
+    def _update_type_options(self, frame: pd.DataFrame) -> None:
+        types = sorted(frame["type"].dropna().unique()) if not frame.empty else []
+        options = [ALL_TYPES, *types]
+        if list(self.type_filter.options) != options:
+            current = self.type_filter.value
+            self.type_filter.options = options
+            self.type_filter.value = current if current in options else ALL_TYPES
+
+    def _update_picker(self) -> None:
+        options = [(_event_label(row), int(row.event_id)) for row in self.frame.head(self.max_rows).itertuples()]
+        current = self.event_picker.value
+        self.event_picker.options = options
+        values = [value for _, value in options]
+        self.event_picker.value = current if current in values else (values[0] if values else None)
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        event_id = self.event_picker.value
+        record = self.event_log.get(event_id) if event_id is not None else None
+        if record is None:
+            self.detail.value = "<i>No event selected.</i>"
+            return
+        envelope = {
+            "event_id": record["event_id"],
+            "type": record["type"],
+            "received_at": record["received_at"],
+            "delivery_count": record["delivery_count"],
+            "sender": record["remote_addr"],
+            "payload": record["payload"],
+        }
+        pretty = html.escape(json.dumps(envelope, indent=2, ensure_ascii=False))
+        self.detail.value = f"<pre style='max-height:24em;overflow:auto'>{pretty}</pre>"
+
+    # -- live updates ------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="impilo-log-view", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.refresh_interval):
+            if not self.live.value:
+                return
+            try:
+                if self.event_log.version() != self._seen_version:
+                    self.refresh()
+            except Exception:  # the log was closed under us: stop watching rather than spin
+                return
+
+    def close(self) -> None:
+        """Stop watching the log and close the widget."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.refresh_interval + 1)
+        super().close()
+
+
+def _event_label(row) -> str:
+    when = row.received_at.strftime("%H:%M:%S")
+    resource = f" · id {row.resource_id}" if pd.notna(row.resource_id) else ""
+    repeats = f" · ×{row.delivery_count}" if row.delivery_count > 1 else ""
+    return f"{when} · {row.type}{resource}{repeats} · event {row.event_id}"
+
+
+def _counts_html(full: pd.DataFrame, shown: int) -> str:
+    if full.empty:
+        return "<i>No events yet. Deliveries appear here as they arrive.</i>"
+    counts = full["type"].value_counts()
+    badges = " ".join(
+        f"<span style='background:#eef;border-radius:4px;padding:1px 6px;margin-right:4px'>{html.escape(t)}: <b>{n}</b></span>"
+        for t, n in counts.items()
+    )
+    return f"<div>{len(full)} events ({shown} shown) {badges}</div>"
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<i>Nothing matches.</i>"
+    shown = frame.copy()
+    shown["received_at"] = shown["received_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    return shown.to_html(index=False, na_rep="", max_cols=12, classes="impilo-log", border=0, escape=True)
+
+
+def _timeline_png(log: EventLog) -> bytes:
+    # A bare Figure (not pyplot), so nothing is drawn into the notebook as a side effect.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3), dpi=90, layout="tight")
+    log.plot_timeline(ax=figure.subplots())
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
