@@ -222,3 +222,56 @@ def test_retry_after_beyond_the_cap_gives_up_at_once(client, sandbox):
     with pytest.raises(nb.RateLimitError) as caught:
         client.patients.page()
     assert caught.value.attempts == 1
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+HOOK = "http://127.0.0.1:9/hook"
+
+
+def test_webhook_resource_round_trip(client):
+    hook = client.webhooks.create(type="patient.updated", url=HOOK)
+    assert client.webhooks.list() == [hook] and client.webhooks.get(hook.id) == hook
+    moved = client.webhooks.update_url(hook.id, HOOK + "2")
+    assert moved.url == HOOK + "2" and moved.type == "patient.updated"
+    with pytest.raises(nb.BadRequestError):
+        client.webhooks.update_url(hook.id, HOOK + "2")
+    client.webhooks.delete(hook.id)
+    assert client.webhooks.list() == []
+
+
+def test_webhook_is_validated_before_sending(client, sandbox):
+    with pytest.raises(nb.ValidationError) as caught:
+        client.webhooks.create(type="patient.update", url="ftp://x")
+    assert {fe.field for fe in caught.value.field_errors} == {"type", "url"}
+    assert sandbox.store.list_webhooks() == []
+
+
+def test_webhook_secret_resource(client):
+    assert client.webhook_secret.get() is None
+    created = client.webhook_secret.create("s3cret-value")
+    assert "s3cret-value" not in repr(created) and "s3cret-value" not in str(created)
+    assert client.webhook_secret.get().secret.get_secret_value() == "s3cret-value"
+    with pytest.raises(nb.ConflictError):
+        client.webhook_secret.create("other")
+    client.webhook_secret.create("other", replace=True)
+    assert client.webhook_secret.get().secret.get_secret_value() == "other"
+    assert client.webhook_secret.delete() is True and client.webhook_secret.delete() is False
+
+
+@pytest.mark.parametrize("bad", ["", "naïve", "two\nlines", None])
+def test_webhook_secret_must_fit_a_header(client, bad):
+    with pytest.raises(nb.ValidationError):
+        client.webhook_secret.create(bad)
+
+
+def test_logs_frame_types_and_filters(client, sandbox):
+    client.webhooks.create(type="patient.created", url="http://192.0.2.1/x")  # blocked, so logged as failed
+    for n in range(300):  # more than one page of logs
+        sandbox.dispatcher.publish("patient.created", {"id": n})
+    assert sandbox.wait_for_deliveries(timeout=30)
+    logs = client.webhooks.logs()
+    assert len(logs) == 300 and logs["id"].is_unique
+    assert str(logs["createTimestamp"].dtype) == "datetime64[ns, UTC]" and str(logs["retryAttempts"].dtype) == "Int64"
+    assert client.webhooks.logs(webhook_type="patient.updated").empty
+    assert len(client.webhooks.logs(retryAttemptsMax=0)) == 300

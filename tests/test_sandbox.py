@@ -200,3 +200,65 @@ def test_binds_to_loopback_by_default():
 def test_repr_does_not_show_the_key():
     with nb.Sandbox("secret-key-42") as sandbox:
         assert "secret-key-42" not in repr(sandbox)
+
+
+# -- webhooks, secret, logs ------------------------------------------------------------------
+
+HOOK = "http://127.0.0.1:9/hook"
+
+
+def test_webhook_crud(http):
+    created = http("POST", "/api/v3/webhook", json={"type": "patient.updated", "url": HOOK})
+    assert created.status_code == 200 and created.json() == {"id": 1, "type": "patient.updated", "url": HOOK}
+    assert http("GET", "/api/v3/webhook").json() == [created.json()]
+    assert http("GET", "/api/v3/webhook/1").json() == created.json()
+    moved = http("PATCH", "/api/v3/webhook/1", json={"type": "eventType", "url": HOOK + "2"})  # the docs' dummy type
+    assert moved.json() == {"id": 1, "type": "patient.updated", "url": HOOK + "2"}
+    assert http("DELETE", "/api/v3/webhook/1").status_code == 204
+    assert http("GET", "/api/v3/webhook/1").status_code == 404
+    assert http("DELETE", "/api/v3/webhook/1").status_code == 404
+
+
+def test_patching_the_same_url_is_400(http):
+    http("POST", "/api/v3/webhook", json={"type": "patient.updated", "url": HOOK})
+    response = http("PATCH", "/api/v3/webhook/1", json={"url": HOOK})
+    assert response.status_code == 400 and "same" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"type": "patient.update", "url": HOOK}, "type"), ({"type": "patient.updated", "url": "ftp://x/y"}, "url"),
+     ({"type": "patient.updated", "url": "javascript:alert(1)"}, "url"), ({"url": HOOK}, "type")],
+)
+def test_bad_webhooks_are_400(http, body, field):
+    response = http("POST", "/api/v3/webhook", json=body)
+    assert response.status_code == 400 and response.json()["fieldErrors"][0]["field"] == field
+
+
+def test_secret_lifecycle(http):
+    assert http("GET", "/api/v3/webhook-secret").status_code == 404
+    assert http("POST", "/api/v3/webhook-secret", json={"secret": "s1"}).json() == {"secret": "s1"}
+    assert http("POST", "/api/v3/webhook-secret", json={"secret": "s2"}).status_code == 409
+    assert http("GET", "/api/v3/webhook-secret").json() == {"secret": "s1"}
+    assert http("DELETE", "/api/v3/webhook-secret").status_code == 204
+    assert http("DELETE", "/api/v3/webhook-secret").status_code == 404
+    assert http("POST", "/api/v3/webhook-secret", json={"secret": "  "}).status_code == 400
+
+
+def test_logs_page_and_filters(http, sandbox):
+    http("POST", "/api/v3/webhook", json={"type": "patient.created", "url": "http://192.0.2.1/x"})  # blocked: fails fast
+    for n in range(3):
+        http("POST", API, json=make_patient(n))
+    sandbox.wait_for_deliveries()
+    page = http("GET", "/api/v3/webhook/logs", params={"size": 2}).json()
+    assert (page["total"], len(page["content"]), page["last"]) == (3, 2, False)
+    entry = page["content"][0]
+    assert {"id", "webhookId", "webhookType", "webhookUrl", "payload", "createTimestamp", "lastResponseStatus",
+            "retryAttempts", "lastRetryTimestamp"} <= set(entry)
+    assert isinstance(entry["payload"], str) and entry["retryAttempts"] == 0
+    assert http("GET", "/api/v3/webhook/logs", params={"webhookType": "patient.updated"}).json()["total"] == 0
+    assert http("GET", "/api/v3/webhook/logs", params={"retryAttemptsMin": 1}).json()["total"] == 0
+    assert http("GET", "/api/v3/webhook/logs", params={"retryAttemptsMax": 0}).json()["total"] == 3
+    assert http("GET", "/api/v3/webhook/logs", params={"endTimestamp": "2000-01-01T00:00:00Z"}).json()["total"] == 0
+    assert http("GET", "/api/v3/webhook/logs", params={"startTimestamp": "2000-01-01T00:00:00Z"}).json()["total"] == 3
+    assert http("GET", "/api/v3/webhook/logs", params={"size": 251}).status_code == 400

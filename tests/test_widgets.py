@@ -127,3 +127,84 @@ def test_blank_text_counts_as_empty(client, value):
     form = PatientForm(client)
     fill(form, firstName="A", lastName="B", email=value)
     assert "email" not in form.values()
+
+
+# -- WebhookLogView ----------------------------------------------------------------------------
+
+import json  # noqa: E402
+import time  # noqa: E402
+
+from impilo_nb.widgets import WebhookLogView  # noqa: E402
+
+
+def deliver(log, event_id, type_="patient.created", **payload):
+    log.record_body(json.dumps({"id": event_id, "type": type_, "payload": {"id": event_id * 10, **payload}}).encode())
+
+
+@pytest.fixture
+def event_log(tmp_path):
+    return nb.EventLog(tmp_path / "events.db")
+
+
+def test_log_view_shows_newest_first_with_counts(event_log):
+    deliver(event_log, 1, firstName="Ana")
+    deliver(event_log, 2, "patient.updated", firstName="Bo")
+    view = WebhookLogView(event_log, live=False)
+    assert view.frame["event_id"].tolist() == [2, 1]
+    assert "2 events" in view.counts.value and "patient.updated: <b>1</b>" in view.counts.value
+    assert view.table.value.index("Bo") < view.table.value.index("Ana")
+    assert view.type_filter.options == ("(all types)", "patient.created", "patient.updated")
+
+
+def test_log_view_filters_by_type_and_text(event_log):
+    deliver(event_log, 1, firstName="Ana")
+    deliver(event_log, 2, "patient.updated", firstName="Bo")
+    deliver(event_log, 3, "patient.updated", firstName="Cy")
+    view = WebhookLogView(event_log, live=False)
+    view.type_filter.value = "patient.updated"
+    assert view.frame["event_id"].tolist() == [3, 2]
+    view.search.value = "cy"
+    assert view.frame["event_id"].tolist() == [3]
+    view.search.value = "nobody"
+    assert view.frame.empty and "Nothing matches" in view.table.value
+
+
+def test_log_view_detail_shows_the_selected_event_json(event_log):
+    deliver(event_log, 1, firstName="Ana <b>")
+    deliver(event_log, 2, firstName="Bo")
+    view = WebhookLogView(event_log, live=False)
+    view.event_picker.value = 1
+    assert "&quot;firstName&quot;: &quot;Ana &lt;b&gt;&quot;" in view.detail.value
+
+
+def test_log_view_timeline_is_a_png(event_log):
+    deliver(event_log, 1)
+    view = WebhookLogView(event_log, live=False)
+    assert view.timeline.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_log_view_shows_a_new_event_within_a_second(event_log):
+    view = WebhookLogView(event_log)  # live
+    try:
+        assert "No events yet" in view.counts.value
+        deliver(event_log, 1)
+        deadline = time.monotonic() + 1.0
+        while "1 event " not in view.counts.value and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "1 event " in view.counts.value and view.frame["event_id"].tolist() == [1]
+    finally:
+        view.close()
+
+
+def test_log_view_refresh_button_and_live_off(event_log):
+    view = WebhookLogView(event_log, live=False)
+    deliver(event_log, 1)
+    time.sleep(0.7)
+    assert view.frame.empty  # not live: nothing changes by itself
+    view.refresh_button.click()
+    assert view.frame["event_id"].tolist() == [1]
+
+
+def test_log_view_needs_an_event_log():
+    with pytest.raises(TypeError):
+        WebhookLogView("events.db")

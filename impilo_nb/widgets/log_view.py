@@ -45,7 +45,7 @@ class WebhookLogView(w.VBox):
     ) -> None:
         if not isinstance(log, EventLog):
             raise TypeError(f"WebhookLogView needs an impilo_nb.EventLog, got {type(log).__name__}.")
-        self._stop = threading.Event()  # first: ipywidgets' __del__ may call close() early
+        self._stop = threading.Event()
         self.event_log = log  # not `.log`: every widget already has a `log` (its logger)
         self.max_rows = max_rows
         self.refresh_interval = refresh_interval
@@ -162,9 +162,12 @@ class WebhookLogView(w.VBox):
 
     def close(self) -> None:
         """Stop watching the log and close the widget."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.refresh_interval + 1)
+        # getattr: ipywidgets calls close() from __del__, even for an __init__ that raised.
+        if getattr(self, "_stop", None) is not None:
+            self._stop.set()
+        thread = getattr(self, "_thread", None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.refresh_interval + 1)
         super().close()
 
 
@@ -183,7 +186,8 @@ def _counts_html(full: pd.DataFrame, shown: int) -> str:
         f"<span style='background:#eef;border-radius:4px;padding:1px 6px;margin-right:4px'>{html.escape(t)}: <b>{n}</b></span>"
         for t, n in counts.items()
     )
-    return f"<div>{len(full)} events ({shown} shown) {badges}</div>"
+    total = f"{len(full)} event{'s' * (len(full) != 1)}"
+    return f"<div>{total} ({shown} shown) {badges}</div>"
 
 
 def _table_html(frame: pd.DataFrame) -> str:
