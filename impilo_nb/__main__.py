@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     receiver.add_argument("--host", default=c.DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     receiver.add_argument("--port", type=int, default=8766, help="port (default: %(default)s; 0 picks a free one)")
     receiver.add_argument("--path", default="/webhooks/impilo", help="delivery path (default: %(default)s)")
+    receiver.add_argument(
+        "--synchronous",
+        choices=["FULL", "NORMAL"],
+        default="FULL",
+        help="FULL: every acknowledged event survives a power loss (default); NORMAL: a process crash",
+    )
     receiver.set_defaults(run=_run_receiver)
 
     args = parser.parse_args(argv)
@@ -77,7 +83,10 @@ def _run_receiver(args: argparse.Namespace) -> int:
     from .receiver import WebhookReceiver
 
     secret = os.environ.get(c.ENV_WEBHOOK_SECRET) or None
-    receiver = WebhookReceiver(args.db, secret, host=args.host, port=args.port, path=args.path)
+    from .eventlog import EventLog
+
+    log = EventLog(args.db, synchronous=args.synchronous)
+    receiver = WebhookReceiver(log, secret, host=args.host, port=args.port, path=args.path)
     receiver.start()
     secret_note = "secret required" if secret else f"no secret: set {c.ENV_WEBHOOK_SECRET} to require one"
     print(f"Receiving webhooks at {receiver.url} into {args.db} ({secret_note}). Ctrl-C stops it.", flush=True)

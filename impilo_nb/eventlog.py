@@ -12,9 +12,10 @@ Both envelope shapes are accepted and normalised into one schema:
 Event ids are integers. An id that is not an integer (and the derived ones) becomes the first
 60 bits of its SHA-256, which is stable and fits a 64-bit column.
 
-Durability: WAL journal with ``synchronous=FULL``, so a commit is on disk (fsync) before
-``record`` returns, and the receiver answers 2xx only after that. On this project's machines a
-commit costs ~0.1 ms, so full durability costs little; ``bench/webhooks.py`` measures it.
+Durability: WAL journal with ``synchronous=FULL`` by default, so a commit is on disk (fsync)
+before ``record`` returns, and the receiver answers 2xx only after that: an acknowledged event
+survives a crash of the process *and* of the machine. ``NORMAL`` survives a process crash only
+(the commit may sit in the OS cache), for a little more speed; ``bench/webhooks.py`` measures both.
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ from typing import Any
 import pandas as pd
 
 from ._constants import API_KEY_HEADER, WEBHOOK_SECRET_HEADER
-from .errors import ImpiloError
+from .errors import ConfigurationError, ImpiloError
 from .models import flatten_record
 
 __all__ = ["EventLog", "InvalidDelivery", "NormalisedEvent", "normalise_delivery"]
 
 #: Event-log columns before the flattened ``payload.*`` ones.
 COLUMNS = ["received_at", "event_id", "type", "resource_id", "delivery_count"]
+
+#: See the module docstring: FULL makes every acknowledged event survive a power loss.
+DEFAULT_SYNCHRONOUS = "FULL"
 
 #: Request headers never stored: they carry credentials.
 SECRET_HEADERS = frozenset(h.lower() for h in (WEBHOOK_SECRET_HEADER, API_KEY_HEADER, "Authorization", "Cookie"))
@@ -141,7 +145,9 @@ class EventLog:
     timeout). Survives restarts: open the same path again.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = DEFAULT_SYNCHRONOUS) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ConfigurationError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}.")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
@@ -150,7 +156,7 @@ class EventLog:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

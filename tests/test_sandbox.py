@@ -227,8 +227,12 @@ def test_patching_the_same_url_is_400(http):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"type": "patient.update", "url": HOOK}, "type"), ({"type": "patient.updated", "url": "ftp://x/y"}, "url"),
-     ({"type": "patient.updated", "url": "javascript:alert(1)"}, "url"), ({"url": HOOK}, "type")],
+    [
+        ({"type": "patient.update", "url": HOOK}, "type"),
+        ({"type": "patient.updated", "url": "ftp://x/y"}, "url"),
+        ({"type": "patient.updated", "url": "javascript:alert(1)"}, "url"),
+        ({"url": HOOK}, "type"),
+    ],
 )
 def test_bad_webhooks_are_400(http, body, field):
     response = http("POST", "/api/v3/webhook", json=body)
@@ -253,8 +257,17 @@ def test_logs_page_and_filters(http, sandbox):
     page = http("GET", "/api/v3/webhook/logs", params={"size": 2}).json()
     assert (page["total"], len(page["content"]), page["last"]) == (3, 2, False)
     entry = page["content"][0]
-    assert {"id", "webhookId", "webhookType", "webhookUrl", "payload", "createTimestamp", "lastResponseStatus",
-            "retryAttempts", "lastRetryTimestamp"} <= set(entry)
+    assert {
+        "id",
+        "webhookId",
+        "webhookType",
+        "webhookUrl",
+        "payload",
+        "createTimestamp",
+        "lastResponseStatus",
+        "retryAttempts",
+        "lastRetryTimestamp",
+    } <= set(entry)
     assert isinstance(entry["payload"], str) and entry["retryAttempts"] == 0
     assert http("GET", "/api/v3/webhook/logs", params={"webhookType": "patient.updated"}).json()["total"] == 0
     assert http("GET", "/api/v3/webhook/logs", params={"retryAttemptsMin": 1}).json()["total"] == 0

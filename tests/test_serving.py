@@ -49,3 +49,10 @@ def test_start_twice_and_stop_twice_are_harmless():
     server.start()
     server.stop()
     server.stop()
+
+
+def test_listening_socket_is_declared_tcp_so_responses_are_not_delayed():
+    # asyncio sets TCP_NODELAY on accepted connections only for sockets whose proto is TCP;
+    # without it every keep-alive response waited ~40 ms for a delayed ACK.
+    with BackgroundServer(app()) as server:
+        assert server._socket.proto == socket.IPPROTO_TCP
