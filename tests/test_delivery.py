@@ -35,6 +35,13 @@ def log(tmp_path):
     return nb.EventLog(tmp_path / "events.db")
 
 
+def newest(api, column):
+    """A scalar column of the newest delivery-log entry; None while missing (not yet attempted)."""
+    logs = api.webhooks.logs()
+    value = logs.iloc[0][column] if len(logs) else None
+    return None if pd.isna(value) else value
+
+
 def wait_until(condition, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -111,13 +118,13 @@ def test_receiver_down_at_first_attempt_gets_the_event_on_a_retry(api, fast_sand
     api.webhooks.create(type="patient.created", url=receiver.url)
     receiver.stop()
     api.patients.create({"firstName": "A", "lastName": "B"})
-    assert wait_until(lambda: api.webhooks.logs()["lastError"].notna().any())
+    assert wait_until(lambda: newest(api, "lastError"))
     failed = api.webhooks.logs().iloc[0]
     assert (failed["status"], failed["retryAttempts"], failed["lastError"]) == ("pending", 0, "connection refused")
     receiver.start()
     assert log.wait_for(1, timeout=10)
     receiver.stop()
-    assert wait_until(lambda: api.webhooks.logs().iloc[0]["status"] == "delivered")
+    assert wait_until(lambda: newest(api, "status") == "delivered")
     entry = api.webhooks.logs().iloc[0]
     assert entry["retryAttempts"] == 1 and entry["lastResponseStatus"] == 200
     assert [a["error"] for a in entry["attempts"]] == ["connection refused", None]
@@ -128,7 +135,7 @@ def test_four_failed_attempts_on_the_documented_schedule_then_give_up(api, fast_
     with Scripted([500, 503, 502, 500]) as hook:
         api.webhooks.create(type="patient.created", url=hook.url)
         api.patients.create({"firstName": "A", "lastName": "B"})
-        assert wait_until(lambda: api.webhooks.logs().iloc[0]["status"] == "failed")
+        assert wait_until(lambda: newest(api, "status") == "failed")
         entry = api.webhooks.logs().iloc[0]
     assert entry["retryAttempts"] == 3 and entry["lastResponseStatus"] == 500 and entry["lastError"] == "HTTP 500"
     times = [pd.Timestamp(a["timestamp"]) for a in entry["attempts"]]
@@ -162,7 +169,7 @@ def test_a_redirect_is_a_failure(api):
     with Scripted(redirect=True) as hook:
         api.webhooks.create(type="patient.created", url=hook.url)
         api.patients.create({"firstName": "A", "lastName": "B"})
-        assert wait_until(lambda: api.webhooks.logs().iloc[0]["lastResponseStatus"] == 307)
+        assert wait_until(lambda: newest(api, "lastResponseStatus") == 307)
 
 
 def test_delivery_never_blocks_the_api_request(api):
@@ -194,9 +201,9 @@ def test_slow_receiver_times_out(tmp_path):
 def test_non_loopback_urls_are_kept_but_never_contacted(api, fast_sandbox):
     api.webhooks.create(type="patient.created", url="http://192.0.2.10/hook")  # TEST-NET-1
     api.patients.create({"firstName": "A", "lastName": "B"})
-    assert wait_until(lambda: api.webhooks.logs().iloc[0]["status"] == "failed")
+    assert wait_until(lambda: newest(api, "status") == "failed")
     entry = api.webhooks.logs().iloc[0]
-    assert entry["lastError"] == BLOCKED and entry["lastResponseStatus"] is pd.NA
+    assert entry["lastError"] == BLOCKED and pd.isna(entry["lastResponseStatus"])
 
 
 @pytest.mark.parametrize(
@@ -235,7 +242,7 @@ def test_pending_retries_survive_a_sandbox_restart(tmp_path, log):
         api = nb.ImpiloClient(first.url, first.api_key)
         api.webhooks.create(type="patient.created", url=receiver.url)
         api.patients.create({"firstName": "A", "lastName": "B"})
-        assert wait_until(lambda: api.webhooks.logs().iloc[0]["lastError"] == "connection refused")
+        assert wait_until(lambda: newest(api, "lastError") == "connection refused")
     receiver.start()
     with nb.Sandbox(db_path=db, time_scale=0.002):
         assert log.wait_for(1, timeout=10)
@@ -247,7 +254,7 @@ def test_receiver_secret_mismatch_is_retried_not_lost(api, log):
         api.webhook_secret.create("wrong")
         api.webhooks.create(type="patient.created", url=receiver.url)
         api.patients.create({"firstName": "A", "lastName": "B"})
-        assert wait_until(lambda: api.webhooks.logs().iloc[0]["lastResponseStatus"] == 401)
+        assert wait_until(lambda: newest(api, "lastResponseStatus") == 401)
         api.webhook_secret.create("right", replace=True)  # rotation applies to the retries
         assert log.wait_for(1, timeout=10)
 
