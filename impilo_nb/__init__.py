@@ -27,7 +27,20 @@ from .errors import (
     ValidationError,
 )
 from .eventlog import EventLog, InvalidDelivery
-from .models import WEBHOOK_TYPES, Address, Page, Patient, PatientPatch, Site, Webhook, WebhookEvent, WebhookSecret
+from .ids import external_id, external_ids, id_hazards, id_hazards_frame
+from .models import (
+    WEBHOOK_TYPES,
+    Address,
+    Change,
+    Page,
+    Patient,
+    PatientPatch,
+    Site,
+    Webhook,
+    WebhookEvent,
+    WebhookSecret,
+    patient_changes,
+)
 from .receiver import WebhookReceiver
 from .sandbox import Sandbox
 
@@ -41,6 +54,7 @@ __all__ = [
     "InvalidDelivery",
     "AuthenticationError",
     "BadRequestError",
+    "Change",
     "ConfigurationError",
     "ConflictError",
     "FieldError",
@@ -65,6 +79,11 @@ __all__ = [
     "__version__",
     "connect",
     "embedded_sandbox",
+    "external_id",
+    "external_ids",
+    "id_hazards",
+    "id_hazards_frame",
+    "patient_changes",
     "widgets",
 ]
 

@@ -47,7 +47,9 @@ def _key_bytes(key: str | bytes | None) -> bytes | None:
     if isinstance(key, str):
         key = key.encode("utf-8")
     if not isinstance(key, bytes) or len(key) < 16:
-        raise ValidationError("key", [FieldError("key", "A key must be at least 16 bytes (str or bytes); use secrets.token_hex(32).")])
+        raise ValidationError(
+            "key", [FieldError("key", "A key must be at least 16 bytes (str or bytes); use secrets.token_hex(32).")]
+        )
     return key
 
 
@@ -130,7 +132,9 @@ def id_hazards(email: Any, phone: Any) -> list[str]:
         hazards.append("The phone is empty.")
         phone = ""
     if email != email.strip():
-        hazards.append("The email has leading or trailing spaces; the guide does not trim them, so other systems may see another id.")
+        hazards.append(
+            "The email has leading or trailing spaces; the guide does not trim them, so other systems may see another id."
+        )
     if phone != phone.strip():
         hazards.append("The phone has leading or trailing spaces (harmless to the id, but a sign of untidy data).")
     if email and not email.isascii():
@@ -163,8 +167,10 @@ def id_hazards_frame(frame: pd.DataFrame, *, email_col: str = "email", phone_col
     for col in (email_col, phone_col):
         if col not in frame.columns:
             raise ValidationError("id_hazards_frame", [FieldError(col, f"No such column; columns are {list(frame.columns)}.")])
-    found = [id_hazards(e if isinstance(e, str) else None, p if isinstance(p, str) else None)
-             for e, p in zip(frame[email_col], frame[phone_col], strict=True)]
+    found = [
+        id_hazards(e if isinstance(e, str) else None, p if isinstance(p, str) else None)
+        for e, p in zip(frame[email_col], frame[phone_col], strict=True)
+    ]
     return pd.DataFrame(
         {
             email_col: frame[email_col],

@@ -13,7 +13,7 @@ import datetime as dt
 import html
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import email_validator
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -27,6 +27,7 @@ __all__ = [
     "SEX_VALUES",
     "WEBHOOK_TYPES",
     "Address",
+    "Change",
     "Page",
     "Patient",
     "PatientPatch",
@@ -40,6 +41,7 @@ __all__ = [
     "check_http_url",
     "field_errors",
     "flatten_record",
+    "patient_changes",
 ]
 
 #: The values the API documents for ``sex``.
@@ -72,6 +74,9 @@ WEBHOOK_TYPES = (
     "reading.sleepMatActivity",
     "reading.sleepMatDuration",
 )
+
+#: Dates of birth before this are refused as typos (e.g. 0975 for 1975).
+EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
 
 #: Validation context for data that came from a server (see the module docstring).
 LENIENT = {"lenient": True}
@@ -162,16 +167,19 @@ class WireModel(BaseModel):
         return f"<table><caption style='text-align:left'><b>{type(self).__name__}</b></caption>{rows}</table>"
 
 
-def flatten_record(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_record(data: dict[str, Any], prefix: str = "", *, expand_null: bool = False) -> dict[str, Any]:
     """Nested dicts as dotted keys (``{"address": {"city": x}}`` -> ``{"address.city": x}``).
 
     A nested object that is null contributes no keys, so it does not clash with its children.
+    With ``expand_null`` a null value whose key names an object is dropped altogether too.
     """
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            flat.update(flatten_record(value, f"{prefix}{key}."))
-        elif not (value is None and key in _OBJECT_FIELDS):
+            flat.update(flatten_record(value, f"{prefix}{key}.", expand_null=expand_null))
+        elif value is None and (key in _OBJECT_FIELDS or expand_null):
+            continue
+        else:
             flat[f"{prefix}{key}"] = value
     return flat
 
@@ -243,6 +251,20 @@ class Patient(WireModel):
     def _real_date(cls, value: Any) -> Any:
         return parse_date(value)
 
+    @field_validator("date_of_birth")
+    @classmethod
+    def _plausible_birth(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        if value is None or _is_lenient(info):
+            return value
+        if value > dt.date.today():
+            raise _error("date_future", f"A date of birth cannot be in the future (got {value.isoformat()}).")
+        if value < EARLIEST_BIRTH_DATE:
+            raise _error(
+                "date_too_old",
+                f"A date of birth before {EARLIEST_BIRTH_DATE.isoformat()} is surely a typo (got {value.isoformat()}).",
+            )
+        return value
+
     @field_validator("email", mode="before")
     @classmethod
     def _email_shape(cls, value: Any, info: ValidationInfo) -> Any:
@@ -270,6 +292,26 @@ class Patient(WireModel):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+
+class Change(NamedTuple):
+    """One field that differs between two versions of a record (dotted wire path)."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+def patient_changes(old: Patient, new: Patient) -> list[Change]:
+    """What differs between two versions of a patient, field by field, ``id`` excluded.
+
+    Compares the wire form, so ``None`` and a missing value are the same and nested objects
+    are compared part by part (``address.city``).
+    """
+    before = flatten_record(old.to_api(), expand_null=True)
+    after = flatten_record(new.to_api(), expand_null=True)
+    fields = [f for f in dict.fromkeys([*after, *before]) if f != "id"]
+    return [Change(f, before.get(f), after.get(f)) for f in fields if before.get(f) != after.get(f)]
 
 
 class PatientPatch(Patient):

@@ -141,3 +141,34 @@ def test_flatten_record_dots_nested_objects_and_skips_null_objects():
 def test_repr_html_shows_fields_escaped():
     html = Patient(first_name="<b>Ana</b>", last_name="R", address=make_patient()["address"])._repr_html_()
     assert "&lt;b&gt;Ana&lt;/b&gt;" in html and "address.city" in html
+
+
+@pytest.mark.parametrize(("value", "words"), [("2999-01-01", "future"), ("1875-03-04", "typo")])
+def test_implausible_dates_of_birth_are_refused(value, words):
+    with pytest.raises(ValidationError) as caught:
+        Patient(first_name="a", last_name="b", date_of_birth=value)
+    assert words in fields_of(caught.value)["dateOfBirth"]
+    assert Patient.from_api({"firstName": "a", "lastName": "b", "dateOfBirth": value}).date_of_birth.isoformat() == value
+
+
+def test_patient_changes_lists_only_what_differs():
+    from impilo_nb.models import patient_changes
+
+    before = Patient.model_validate(make_patient(1, enrolled=True))
+    after = before.model_copy(update={"email": "new@example.org", "enrolled": None})
+    assert patient_changes(before, after) == [("email", "person1@example.org", "new@example.org"), ("enrolled", True, None)]
+    assert patient_changes(before, before) == []
+
+
+def test_patient_changes_compares_nested_parts_and_ignores_id():
+    from impilo_nb.models import patient_changes
+
+    before = Patient.model_validate({**make_patient(1), "id": 1})
+    moved = {**make_patient(1)["address"], "city": "Chicago"}
+    after = Patient.model_validate({**make_patient(1), "id": 2, "address": moved})
+    assert patient_changes(before, after) == [("address.city", "Springfield", "Chicago")]
+    assert patient_changes(before, Patient.model_validate({**make_patient(1), "address": None}))[0] == (
+        "address.lineOne",
+        "1 Elm Road",
+        None,
+    )

@@ -1,6 +1,7 @@
 """Drive the real widgets in code: set .value, .click(), read what a person would see."""
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -101,7 +102,7 @@ def test_wrong_key_says_what_to_do(sandbox):
 def test_loading_an_existing_patient_and_saving_it(client):
     created = client.patients.create({"firstName": "Ana", "lastName": "Rivera", "email": "a@example.org"})
     form = PatientForm(client, patient_id=created.id)
-    assert form.fields["firstName"].value == "Ana" and form.submit_button.description == "Save patient"
+    assert form.fields["firstName"].value == "Ana" and form.submit_button.description == "Save changes"
     form.fields["email"].value = "b@example.org"
     form.submit_button.click()
     assert "Saved patient 1" in form.status.value
@@ -126,13 +127,239 @@ def test_saved_callbacks_receive_the_patient(client):
 def test_blank_text_counts_as_empty(client, value):
     form = PatientForm(client)
     fill(form, firstName="A", lastName="B", email=value)
-    assert "email" not in form.values()
+    assert form.values()["email"] is None
+
+
+# -- PatientForm: every field, live validation, update review, lookup (issue 4) ---------------
+
+import threading  # noqa: E402
+
+from impilo_nb.ids import external_id  # noqa: E402
+from impilo_nb.widgets import PatientSearch  # noqa: E402
+
+EVERY_FIELD = {
+    "firstName": "Ana",
+    "lastName": "Rivera",
+    "dateOfBirth": dt.date(1975, 4, 2),
+    "sex": "female",
+    "email": "ana.rivera@example.org",
+    "phoneNumber": "+1 555 010 0100",
+    "externalIdentifier": "crm-000123",
+    "enrolled": True,
+    "archived": False,
+    "address.lineOne": "10 Elm Road",
+    "address.lineTwo": "Flat 2",
+    "address.lineThree": "Back door",
+    "address.city": "Springfield",
+    "address.state": "IL",
+    "address.zipCode": "62701",
+    "address.country": "USA",
+    "address.note": "Ring twice",
+    "site.name": "North Clinic",
+    "site.active": True,
+    "site.phoneNumber": "555-000-1111",
+    "site.address.lineOne": "1 Main St",
+    "site.address.lineTwo": "Suite 3",
+    "site.address.lineThree": "Floor 2",
+    "site.address.city": "Springfield",
+    "site.address.state": "IL",
+    "site.address.zipCode": "62702",
+    "site.address.country": "USA",
+    "site.address.note": "Loading bay",
+}
+
+
+def test_every_field_round_trips_through_the_form(client):
+    form = PatientForm(client)
+    assert set(form.fields) == set(EVERY_FIELD)  # the form covers every Patient field
+    fill(form, **EVERY_FIELD)
+    form.submit_button.click()
+    assert "Created" in form.status.value, form.status.value
+    stored = client.patients.get(form.patient.id)
+    flat = nb.models.flatten_record(stored.to_api())
+    flat["dateOfBirth"] = stored.date_of_birth
+    assert {path: flat[path] for path in EVERY_FIELD} == EVERY_FIELD
+    reopened = PatientForm(client, patient_id=stored.id)
+    assert {path: widget.value for path, widget in reopened.fields.items()} == EVERY_FIELD
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [
+        ("dateOfBirth", dt.date(2999, 1, 1), "cannot be in the future"),
+        ("dateOfBirth", dt.date(1875, 1, 1), "typo"),
+        ("email", "ana@", "Not an email address"),
+        ("lastName", "", "required"),
+    ],
+)
+def test_each_bad_value_has_its_own_message_and_nothing_is_sent(client, path, value, words):
+    form = PatientForm(client)
+    fill(form, firstName="Ana", lastName="Rivera", email="ana@example.org")
+    fill(form, **{path: value})
+    form.submit_button.click()
+    assert words in form.errors[path].value
+    assert [p for p, box in form.errors.items() if box.value] == [path]
+    assert patient_count(client) == 0
+
+
+def test_validation_as_you_type_only_for_touched_fields(client):
+    form = PatientForm(client)
+    form.fields["email"].value = "ana@"
+    assert "Not an email address" in form.errors["email"].value
+    assert form.errors["lastName"].value == ""  # not touched yet: no nagging
+    form.fields["email"].value = "ana@example.org"
+    assert form.errors["email"].value == ""
+
+
+def test_address_errors_open_the_section(client):
+    form = PatientForm(client)
+    fill(form, firstName="A", lastName="B", **{"address.city": "Springfield"})
+    form.submit()
+    assert "lineOne" in form.errors["address"].value and form.sections.selected_index == 0
+
+
+def test_button_is_disabled_while_the_request_is_in_flight(client, sandbox):
+    form = PatientForm(client)
+    fill(form, firstName="A", lastName="B")
+    sandbox.inject_fault(status=None, delay=1.0)
+    worker = threading.Thread(target=form.submit)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not form.submit_button.disabled and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert form.submit_button.disabled and "Sending" in form.status.value
+    worker.join()
+    assert not form.submit_button.disabled and "Created" in form.status.value
+
+
+def test_update_review_shows_exactly_the_changed_fields(client):
+    created = client.patients.create({"firstName": "Ana", "lastName": "Rivera", "email": "a@example.org", "enrolled": True})
+    form = PatientForm(client, patient_id=created.id)
+    assert "No changes" in form.changes_view.value and form.changes() == []
+    fill(form, email="ana.rivera@example.org", enrolled=False)
+    changes = form.changes()
+    assert changes == [("email", "a@example.org", "ana.rivera@example.org"), ("enrolled", True, False)]
+    assert "Saving will change 2 fields" in form.changes_view.value and "firstName" not in form.changes_view.value
+    form.submit_button.click()
+    assert "Saved patient" in form.status.value and "No changes" in form.changes_view.value
+    stored = client.patients.get(created.id)
+    assert (stored.email, stored.enrolled, stored.first_name) == ("ana.rivera@example.org", False, "Ana")
+
+
+def test_saving_without_changes_sends_nothing(client):
+    created = client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
+    form = PatientForm(client, patient_id=created.id)
+    assert form.submit() == created and "Nothing to save" in form.status.value
+
+
+def test_clearing_an_address_removes_it(client):
+    created = client.patients.create(
+        {
+            "firstName": "A",
+            "lastName": "B",
+            "address": {"lineOne": "1", "city": "c", "state": "s", "zipCode": "z", "country": "US"},
+        }
+    )
+    form = PatientForm(client, patient_id=created.id)
+    for path in [p for p in form.fields if p.startswith("address.")]:
+        form.fields[path].value = ""
+    assert ("address.city", "c", None) in form.changes()
+    form.submit()
+    assert client.patients.get(created.id).address is None
+
+
+def test_fields_the_form_does_not_show_are_kept_by_a_save(client):
+    form = PatientForm(client)
+    form.show(
+        nb.Patient.from_api({"id": 5, "firstName": "A", "lastName": "B", "legacyCode": "X1", "site": {"id": 9, "name": "N"}})
+    )
+    form.fields["firstName"].value = "Anna"
+    record = form.values()
+    assert record["legacyCode"] == "X1" and record["site"]["id"] == 9 and record["firstName"] == "Anna"
+
+
+def test_load_by_external_identifier_and_by_id(client):
+    created = client.patients.create({"firstName": "Ana", "lastName": "Rivera", "externalIdentifier": "crm-7"})
+    form = PatientForm(client)
+    form.lookup.value = "crm-7"
+    form.load_button.click()
+    assert form.patient_id == created.id and form.fields["firstName"].value == "Ana"
+    form.new_button.click()
+    assert form.patient_id is None and form.fields["firstName"].value == "" and form.submit_button.description == "Create patient"
+    form.lookup.value = str(created.id)
+    form.load_button.click()
+    assert form.patient_id == created.id
+    form.lookup.value = "nobody"
+    form.load_button.click()
+    assert "No patient has external identifier &#x27;nobody&#x27;." in form.status.value
+
+
+def test_generate_external_identifier_fills_it_and_warns_about_hazards(client):
+    form = PatientForm(client)
+    fill(form, email="Ian@Example.org", phoneNumber="(555) 123-4567")
+    form.generate_button.click()
+    assert form.fields["externalIdentifier"].value == external_id("Ian@Example.org", "(555) 123-4567")
+    assert "Turkish" in form.errors["externalIdentifier"].value  # capital I: locale hazard
+
+
+def test_generate_needs_email_and_phone(client):
+    form = PatientForm(client)
+    form.generate_button.click()
+    assert "Fill in email and phone first" in form.errors["externalIdentifier"].value
+
+
+def test_server_error_5xx_is_one_clear_message(client, sandbox):
+    form = PatientForm(client)
+    fill(form, firstName="A", lastName="B")
+    sandbox.inject_fault(500)
+    form.submit_button.click()
+    assert "500" in form.status.value and "Try again in a moment" in form.status.value
+
+
+def test_search_by_name_email_and_external_id_then_open(client):
+    for n, (first, last) in enumerate([("Ana", "Rivera"), ("Bo", "Rivers"), ("Cy", "Smith")]):
+        client.patients.create(
+            {"firstName": first, "lastName": last, "email": f"p{n}@example.org", "externalIdentifier": f"crm-{n}"}
+        )
+    search = PatientSearch(client)
+    search.query.value = "river"
+    search.search_button.click()
+    assert [p.last_name for p in search.found] == ["Rivera", "Rivers"] and "2 patients found" in search.summary.value
+    search.results.value = search.found[1].id
+    assert search.form.patient_id == search.found[1].id and search.form.fields["firstName"].value == "Bo"
+    search.search_by.value = "email"
+    search.query.value = "p2@example.org"
+    search.search_button.click()
+    assert [p.first_name for p in search.found] == ["Cy"]
+    search.search_by.value = "external_identifier"
+    search.query.value = "crm-0"
+    search.search_button.click()
+    assert [p.first_name for p in search.found] == ["Ana"]
+
+
+def test_search_edit_and_save_through_the_opened_form(client):
+    client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
+    search = PatientSearch(client)
+    search.query.value = "ana"
+    search.search()
+    search.results.value = search.found[0].id
+    search.form.fields["phoneNumber"].value = "+1 555 0100"
+    search.form.submit_button.click()
+    assert client.patients.get(search.found[0].id).phone_number == "+1 555 0100"
+
+
+def test_search_with_nothing_typed_or_nothing_found(client):
+    search = PatientSearch(client)
+    search.search_button.click()
+    assert "Type something" in search.summary.value
+    search.query.value = "zzz"
+    search.search_button.click()
+    assert "0 patients found" in search.summary.value and search.results.options == ()
 
 
 # -- WebhookLogView ----------------------------------------------------------------------------
 
 import json  # noqa: E402
-import time  # noqa: E402
 
 from impilo_nb.widgets import WebhookLogView  # noqa: E402
 

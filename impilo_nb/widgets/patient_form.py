@@ -1,86 +1,184 @@
-"""PatientForm: create (or load and save) a patient from a notebook.
+"""PatientForm and PatientSearch: create, find, review and update patients in a notebook.
 
-The form only collects input and calls the public API (``Patient`` validation, then
-``client.patients.create/update``). Complaints, local or from the server, appear under the
-field they concern; anything else appears in the status line below the button.
+The widgets only collect input and call the public API: ``Patient`` validation,
+``patient_changes``, ``external_id``/``id_hazards`` and ``client.patients``. Complaints, local or
+from the server, appear under the field they concern; anything else in the status line.
 """
 
 from __future__ import annotations
 
+import copy
 import html
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as w
 
 from ..client import ImpiloClient
 from ..errors import APIConnectionError, APIError, APIStatusError, FieldError, ValidationError
-from ..models import SEX_VALUES, Patient
+from ..ids import external_id, id_hazards
+from ..models import SEX_VALUES, Change, Patient, patient_changes
 
-__all__ = ["PatientForm"]
+__all__ = ["PatientForm", "PatientSearch"]
 
-_LABEL = w.Layout(width="11em")
 _STYLE = {"description_width": "10em"}
-_ERROR_STYLE = "color:#b00020;font-size:90%;margin-left:10.5em"
-
-#: (wire path, label) of each text field, in form order.
-_PERSON_FIELDS = [
-    ("firstName", "First name *"),
-    ("lastName", "Last name *"),
-    ("email", "Email"),
-    ("phoneNumber", "Phone"),
-    ("externalIdentifier", "External id"),
-]
-_ADDRESS_FIELDS = [
-    ("address.lineOne", "Line one *"),
-    ("address.lineTwo", "Line two"),
-    ("address.city", "City *"),
-    ("address.state", "State *"),
-    ("address.zipCode", "Zip code *"),
-    ("address.country", "Country *"),
-]
+_WIDE = w.Layout(width="34em")
+_ERROR = "color:#b00020;font-size:90%;margin-left:10.5em"
+_WARNING = "color:#8a5a00;font-size:90%;margin-left:10.5em"
+_FLAG_OPTIONS = [("—", None), ("yes", True), ("no", False)]
 
 _NEXT_STEP = {
     401: "Check the API key (IMPILO_API_KEY).",
     403: "This key may not do that; ask the account owner.",
     404: "The patient no longer exists; search again.",
-    409: "Use another external identifier, or load the existing patient and update it.",
+    409: "Use another external identifier, or load the patient that has it and update that one.",
     429: "The API is rate limiting; wait a moment and try again.",
 }
 
 
-class PatientForm(w.VBox):
-    """A form for one patient. Without ``patient_id`` it creates; with one, it loads and saves.
+@dataclass(frozen=True)
+class _Spec:
+    path: str  # the wire path, e.g. "address.zipCode"
+    label: str
+    kind: str = "text"  # text | date | sex | flag
 
-    ``form.fields[path]`` are the input widgets (``"firstName"``, ``"address.city"``...),
-    ``form.errors[path]`` the messages under them, ``form.status`` the outcome line, and
-    ``form.patient`` the last patient created or saved.
+
+def _address_specs(prefix: str, required: bool) -> list[_Spec]:
+    star = " *" if required else ""
+    return [
+        _Spec(f"{prefix}.lineOne", f"Line one{star}"),
+        _Spec(f"{prefix}.lineTwo", "Line two"),
+        _Spec(f"{prefix}.lineThree", "Line three"),
+        _Spec(f"{prefix}.city", f"City{star}"),
+        _Spec(f"{prefix}.state", f"State{star}"),
+        _Spec(f"{prefix}.zipCode", f"Zip code{star}"),
+        _Spec(f"{prefix}.country", f"Country{star}"),
+        _Spec(f"{prefix}.note", "Note"),
+    ]
+
+
+_PERSON = [
+    _Spec("firstName", "First name *"),
+    _Spec("lastName", "Last name *"),
+    _Spec("dateOfBirth", "Date of birth", "date"),
+    _Spec("sex", "Sex", "sex"),
+    _Spec("email", "Email"),
+    _Spec("phoneNumber", "Phone"),
+    _Spec("externalIdentifier", "External id"),
+    _Spec("enrolled", "Enrolled", "flag"),
+    _Spec("archived", "Archived", "flag"),
+]
+_ADDRESS = _address_specs("address", required=True)
+_SITE = [
+    _Spec("site.name", "Site name"),
+    _Spec("site.active", "Site active", "flag"),
+    _Spec("site.phoneNumber", "Site phone"),
+    *_address_specs("site.address", required=True),
+]
+_OBJECTS = ("site.address", "address", "site")  # deepest first, for pruning empty ones
+
+
+def _make_widget(spec: _Spec) -> w.ValueWidget:
+    if spec.kind == "date":
+        return w.DatePicker(description=spec.label, style=_STYLE)
+    if spec.kind == "sex":
+        return w.Dropdown(description=spec.label, options=[("", None)] + [(v, v) for v in SEX_VALUES], value=None, style=_STYLE)
+    if spec.kind == "flag":
+        # Three states: a patient may have no value at all, which must survive a round trip.
+        return w.Dropdown(description=spec.label, options=_FLAG_OPTIONS, value=None, style=_STYLE)
+    return w.Text(description=spec.label, style=_STYLE, layout=_WIDE)
+
+
+def _get(data: dict[str, Any] | None, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        if not isinstance(data.get(part), dict):
+            data[part] = {}
+        data = data[part]
+    data[last] = value
+
+
+def _all_empty(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_all_empty(v) for v in value.values())
+    return value is None
+
+
+class PatientForm(w.VBox):
+    """Every field of a patient, validated as you type. Creates, or loads and saves (PUT).
+
+    ``form.fields[path]`` are the inputs (``"firstName"``, ``"address.city"``, ``"site.active"``...),
+    ``form.errors[path]`` the messages under them, ``form.status`` the outcome line,
+    ``form.changes_view`` the review of what a save would change, and ``form.patient`` the
+    patient last loaded or saved. ``form.on_saved`` callbacks receive each saved patient.
     """
 
     def __init__(self, client: ImpiloClient, patient_id: int | None = None) -> None:
         self.client = client
-        self.patient_id = patient_id
+        self.patient_id: int | None = None
         self.patient: Patient | None = None
+        self.original: Patient | None = None  # as loaded: what a save is compared with
         self.on_saved: list[Callable[[Patient], None]] = []
+        self._touched: set[str] = set()
+        self._filling = False
 
-        self.fields: dict[str, w.ValueWidget] = {}
-        for path, label in _PERSON_FIELDS + _ADDRESS_FIELDS:
-            self.fields[path] = w.Text(description=label, style=_STYLE, layout=w.Layout(width="32em"))
-        self.fields["dateOfBirth"] = w.DatePicker(description="Date of birth", style=_STYLE)
-        self.fields["sex"] = w.Dropdown(
-            description="Sex", options=[("", None)] + [(v, v) for v in SEX_VALUES], value=None, style=_STYLE
-        )
-        self.errors: dict[str, w.HTML] = {path: w.HTML() for path in [*self.fields, "address"]}
-        self.submit_button = w.Button(
-            description="Save patient" if patient_id else "Create patient", button_style="primary", icon="check"
-        )
+        specs = _PERSON + _ADDRESS + _SITE
+        self.fields: dict[str, w.ValueWidget] = {s.path: _make_widget(s) for s in specs}
+        self.errors: dict[str, w.HTML] = {path: w.HTML() for path in [*self.fields, *_OBJECTS]}
+        for path, widget in self.fields.items():
+            widget.observe(lambda _, path=path: self._edited(path), names="value")
+
+        self.lookup = w.Text(placeholder="patient id or external identifier", layout=w.Layout(width="22em"))
+        self.load_button = w.Button(description="Load", icon="search", layout=w.Layout(width="7em"))
+        self.new_button = w.Button(description="New patient", icon="plus", layout=w.Layout(width="10em"))
+        self.load_button.on_click(lambda _: self.load_any(self.lookup.value))
+        self.new_button.on_click(lambda _: self.new())
+        self.generate_button = w.Button(description="Generate from email + phone", icon="key", layout=w.Layout(width="17em"))
+        self.generate_button.on_click(lambda _: self.generate_external_id())
+        self.submit_button = w.Button(description="Create patient", button_style="primary", icon="check")
         self.submit_button.on_click(lambda _: self.submit())
         self.status = w.HTML()
+        self.changes_view = w.HTML()
 
-        person_order = ["firstName", "lastName", "dateOfBirth", "sex", "email", "phoneNumber", "externalIdentifier"]
-        address = w.VBox([self.errors["address"], *self._rows([p for p, _ in _ADDRESS_FIELDS])])
-        address_box = w.Accordion(children=[address], titles=("Address (optional; starred parts needed when given)",))
-        super().__init__([*self._rows(person_order), address_box, self.submit_button, self.status])
+        person = [self._row(s.path) for s in _PERSON]
+        ext_index = [s.path for s in _PERSON].index("externalIdentifier")
+        person.insert(ext_index + 1, w.HBox([w.Label(layout=w.Layout(width="10.5em")), self.generate_button]))
+        self.sections = w.Accordion(
+            children=[
+                w.VBox([self.errors["address"], *(self._row(s.path) for s in _ADDRESS)]),
+                w.VBox(
+                    [
+                        self.errors["site"],
+                        self._row("site.name"),
+                        self._row("site.active"),
+                        self._row("site.phoneNumber"),
+                        w.HTML("<b>Site address</b>"),
+                        self.errors["site.address"],
+                        *(self._row(s.path) for s in _SITE[3:]),
+                    ]
+                ),
+            ],
+            titles=("Address (optional; starred parts needed when given)", "Site (optional)"),
+        )
+        super().__init__(
+            [
+                w.HBox([self.lookup, self.load_button, self.new_button]),
+                *person,
+                self.sections,
+                self.changes_view,
+                self.submit_button,
+                self.status,
+            ]
+        )
         if patient_id is not None:
             self.load(patient_id)
 
@@ -88,87 +186,186 @@ class PatientForm(w.VBox):
         mode = f"patient_id={self.patient_id}" if self.patient_id is not None else "new patient"
         return f"PatientForm({mode})"
 
-    def _rows(self, paths: list[str]) -> list[w.Widget]:
-        return [w.VBox([self.fields[p], self.errors[p]], layout=w.Layout(margin="0 0 2px 0")) for p in paths]
+    def _row(self, path: str) -> w.Widget:
+        return w.VBox([self.fields[path], self.errors[path]], layout=w.Layout(margin="0 0 2px 0"))
 
-    # -- values ----------------------------------------------------------------------------
+    # -- values ------------------------------------------------------------------------------
 
     def values(self) -> dict[str, Any]:
-        """The form as a camelCase dict; empty inputs are left out, an empty address is None."""
-        data: dict[str, Any] = {}
-        address: dict[str, Any] = {}
+        """The record the form describes, in wire form.
+
+        When editing, it starts from the loaded record, so fields the form does not show (a
+        site id, fields newer than this toolkit) are kept by the save.
+        """
+        record = copy.deepcopy(self.original.to_api()) if self.original is not None else {}
         for path, widget in self.fields.items():
             value = widget.value
-            if isinstance(value, str):
-                value = value if value.strip() else None
-            if value is None:
-                continue
-            if path.startswith("address."):
-                address[path.split(".", 1)[1]] = value
-            else:
-                data[path] = value
-        if address:
-            data["address"] = address
-        return data
+            if isinstance(value, str) and not value.strip():
+                value = None
+            _set(record, path, value)
+        for path in _OBJECTS:  # an object whose parts are all empty is no object
+            if _all_empty(_get(record, path)):
+                _set(record, path, None)
+        record.pop("id", None)
+        return record
+
+    def candidate(self) -> Patient:
+        """The form as a validated ``Patient``; raises ``ValidationError`` naming each bad field."""
+        return Patient.model_validate(self.values())
+
+    def changes(self) -> list[Change]:
+        """What saving would change in the loaded patient (empty when creating or unchanged)."""
+        if self.original is None:
+            return []
+        try:
+            return patient_changes(self.original, self.candidate())
+        except ValidationError:
+            return []
 
     def fill(self, patient: Patient) -> None:
-        """Show ``patient`` in the form."""
-        flat = patient.to_api()
-        address = flat.get("address") or {}
-        for path, widget in self.fields.items():
-            if path.startswith("address."):
-                value = address.get(path.split(".", 1)[1])
-            elif path == "dateOfBirth":
-                value = patient.date_of_birth
-            else:
-                value = flat.get(path)
-            widget.value = value if value is not None or path in ("dateOfBirth", "sex") else ""
+        """Show ``patient`` in the form (no validation messages: nothing was typed yet)."""
+        data = patient.to_api()
+        self._filling = True
+        try:
+            for path, widget in self.fields.items():
+                value = patient.date_of_birth if path == "dateOfBirth" else _get(data, path)
+                if isinstance(widget, w.Text):
+                    value = "" if value is None else str(value)
+                widget.value = value
+        finally:
+            self._filling = False
+        self._touched.clear()
+        self._clear_errors()
 
-    # -- actions ---------------------------------------------------------------------------
+    # -- actions -----------------------------------------------------------------------------
+
+    def new(self) -> None:
+        """Empty the form for a new patient."""
+        self.original = self.patient = None
+        self.patient_id = None
+        self.fill(Patient.model_construct(first_name=None, last_name=None))
+        self.submit_button.description = "Create patient"
+        self.changes_view.value = ""
+        self._set_status("", ok=None)
 
     def load(self, patient_id: int) -> Patient | None:
-        """Fetch a patient and show it; returns it, or None after showing why not."""
+        """Fetch a patient by Impilo id and show it for editing; None (with the reason shown) if not."""
+        return self._load(lambda: self.client.patients.get(patient_id))
+
+    def load_external_id(self, external_identifier: str) -> Patient | None:
+        """Fetch a patient by external identifier and show it for editing."""
+
+        return self._load(
+            lambda: self.client.patients.find_by_external_id(external_identifier),
+            missing=f"No patient has external identifier {external_identifier!r}.",
+        )
+
+    def load_any(self, text: str) -> Patient | None:
+        """Load by id when ``text`` is a number, else by external identifier (the Load button)."""
+        text = (text or "").strip()
+        if not text:
+            self._set_status("Type a patient id or an external identifier to load.", ok=False)
+            return None
+        return self.load(int(text)) if text.isdigit() else self.load_external_id(text)
+
+    def _load(self, fetch: Callable[[], Patient | None], missing: str = "") -> Patient | None:
         try:
-            patient = self.client.patients.get(patient_id)
+            patient = fetch()
         except (APIError, ValidationError) as exc:
             self._show_failure(exc)
             return None
-        self.patient_id = patient.id
-        self.patient = patient
-        self.fill(patient)
-        self.submit_button.description = "Save patient"
-        self._set_status(f"Loaded patient {patient.id}: {patient.full_name}.", ok=True)
+        if patient is None:
+            self._set_status(missing, ok=False)
+            return None
+        self.show(patient)
+        self._set_status(f"Loaded patient {patient.id}: {patient.full_name}. Edit, review the changes below, then save.", ok=True)
         return patient
 
+    def show(self, patient: Patient) -> None:
+        """Edit ``patient`` (already fetched) in this form."""
+        self.original = self.patient = patient
+        self.patient_id = patient.id
+        self.fill(patient)
+        self.submit_button.description = "Save changes"
+        self._refresh_changes()
+
+    def generate_external_id(self) -> str | None:
+        """Fill the external identifier from email + phone, and warn about hazards if any."""
+        email, phone = self.fields["email"].value, self.fields["phoneNumber"].value
+        if not email or not phone:
+            self._place(FieldError("externalIdentifier", "Fill in email and phone first."))
+            return None
+        value = external_id(email, phone)
+        self.fields["externalIdentifier"].value = value
+        hazards = id_hazards(email, phone)
+        if hazards:
+            items = "".join(f"<li>{html.escape(h)}</li>" for h in hazards)
+            self.errors["externalIdentifier"].value = f"<div style='{_WARNING}'>Check before relying on it:<ul>{items}</ul></div>"
+        return value
+
     def submit(self) -> Patient | None:
-        """Validate, then create or save; returns the stored patient, or None after showing why not."""
+        """Validate, then create or save (PUT); returns the stored patient, or None with the reason shown."""
         self._clear_errors()
+        self._touched.update(self.fields)
         try:
-            patient = Patient.model_validate(self.values())
+            patient = self.candidate()
         except ValidationError as exc:
             self._show_failure(exc)
             return None
+        if self.original is not None and not patient_changes(self.original, patient):
+            self._set_status("Nothing to save: no field was changed.", ok=None)
+            return self.original
         self.submit_button.disabled = True
         self._set_status("Sending…", ok=None)
         try:
             if self.patient_id is None:
-                saved = self.client.patients.create(patient)
-                verb = "Created"
+                saved, verb = self.client.patients.create(patient), "Created"
             else:
-                saved = self.client.patients.update(self.patient_id, patient)
-                verb = "Saved"
+                saved, verb = self.client.patients.update(self.patient_id, patient), "Saved"
         except (APIError, ValidationError) as exc:
             self._show_failure(exc)
             return None
         finally:
             self.submit_button.disabled = False
-        self.patient = saved
+        self.show(saved)
         self._set_status(f"{verb} patient {saved.id}: {saved.full_name}.", ok=True)
         for callback in self.on_saved:
             callback(saved)
         return saved
 
-    # -- feedback --------------------------------------------------------------------------
+    # -- feedback ----------------------------------------------------------------------------
+
+    def _edited(self, path: str) -> None:
+        """Validate as the user types: show errors only for fields already touched."""
+        if self._filling:
+            return
+        self._touched.add(path)
+        for box in self.errors.values():
+            box.value = ""
+        try:
+            self.candidate()
+        except ValidationError as exc:
+            for error in exc.field_errors:
+                if error.field and any(t == error.field or t.startswith(error.field + ".") for t in self._touched):
+                    self._place(error)
+        self._refresh_changes()
+
+    def _refresh_changes(self) -> None:
+        if self.original is None:
+            self.changes_view.value = ""
+            return
+        changes = self.changes()
+        if not changes:
+            self.changes_view.value = "<i>No changes yet.</i>"
+            return
+        rows = "".join(
+            f"<tr><td>{html.escape(c.field)}</td><td>{html.escape(_show(c.old))}</td><td>{html.escape(_show(c.new))}</td></tr>"
+            for c in changes
+        )
+        self.changes_view.value = (
+            f"<b>Saving will change {len(changes)} field{'s' * (len(changes) != 1)}:</b>"
+            f"<table><tr><th>field</th><th>now</th><th>after saving</th></tr>{rows}</table>"
+        )
 
     def _clear_errors(self) -> None:
         for box in self.errors.values():
@@ -195,13 +392,83 @@ class PatientForm(w.VBox):
         while path:
             box = self.errors.get(path)
             if box is not None:
-                box.value = f"<div style='{_ERROR_STYLE}'>{html.escape(error.message)}</div>"
+                box.value = f"<div style='{_ERROR}'>{html.escape(error.message)}</div>"
+                if path.startswith(("address", "site")):  # open the section so the error is seen
+                    self.sections.selected_index = 0 if path.startswith("address") else 1
                 return True
             path = path.rpartition(".")[0]
         return False
 
     def _set_status(self, message: str, *, ok: bool | None) -> None:
-        """One line per line of ``message``: green for done, red for failed, grey for under way."""
+        """One line per line of ``message``: green for done, red for failed, grey otherwise."""
         color = {True: "#1b5e20", False: "#b00020", None: "#555"}[ok]
         text = html.escape(message).replace("\n", "<br>")
-        self.status.value = f"<div style='color:{color}'>{text}</div>"
+        self.status.value = f"<div style='color:{color}'>{text}</div>" if message else ""
+
+
+def _show(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+class PatientSearch(w.VBox):
+    """Find patients by name, email or external identifier; choosing one opens it in ``.form``."""
+
+    SEARCH_FIELDS = (("Name", "name"), ("Email", "email"), ("External id", "external_identifier"))
+
+    def __init__(self, client: ImpiloClient, *, max_results: int = 25) -> None:
+        self.client = client
+        self.max_results = max_results
+        self.found: list[Patient] = []
+        # continuous_update=False: the value changes on Enter (or leaving the box), which searches.
+        self.query = w.Text(
+            placeholder="part of a name; a whole email or external id", layout=w.Layout(width="24em"), continuous_update=False
+        )
+        self.search_by = w.ToggleButtons(options=self.SEARCH_FIELDS, value="name")
+        self.search_button = w.Button(description="Search", icon="search", button_style="info", layout=w.Layout(width="8em"))
+        self.search_button.on_click(lambda _: self.search())
+        self.query.observe(lambda _: self.search() if self.query.value.strip() else None, names="value")
+        self.summary = w.HTML()
+        self.results = w.Select(options=[], rows=8, layout=w.Layout(width="46em"))
+        self.results.observe(lambda change: self.choose(change["new"]) if change["new"] is not None else None, names="value")
+        self.form = PatientForm(client)
+        super().__init__([w.HBox([self.query, self.search_button]), self.search_by, self.summary, self.results, self.form])
+
+    def __repr__(self) -> str:
+        return f"PatientSearch({len(self.found)} found)"
+
+    def search(self) -> list[Patient]:
+        """Run the search; fills ``found`` and the result list."""
+        text = self.query.value.strip()
+        if not text:
+            self.summary.value = "<span style='color:#b00020'>Type something to search for.</span>"
+            return []
+        try:
+            page = self.client.patients.page(size=self.max_results, sort="lastName", **{self.search_by.value: text})
+        except (APIError, ValidationError) as exc:
+            self.summary.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
+            return []
+        self.found = page.content
+        more = f", showing the first {len(self.found)}" if page.total > len(self.found) else ""
+        self.summary.value = f"{page.total} patient{'s' * (page.total != 1)} found{more}." + (
+            " Choose one to open it below." if self.found else ""
+        )
+        self.results.value = None
+        self.results.options = [(_result_label(p), p.id) for p in self.found]
+        return self.found
+
+    def choose(self, patient_id: int) -> Patient | None:
+        """Open one of the results in the form."""
+        return self.form.load(patient_id)
+
+
+def _result_label(patient: Patient) -> str:
+    parts = [f"#{patient.id}", patient.full_name]
+    if patient.date_of_birth:
+        parts.append(f"born {patient.date_of_birth.isoformat()}")
+    if patient.email:
+        parts.append(patient.email)
+    if patient.external_identifier:
+        parts.append(f"ext {patient.external_identifier}")
+    if patient.archived:
+        parts.append("(archived)")
+    return " · ".join(parts)
