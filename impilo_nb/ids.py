@@ -25,17 +25,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
+import time
 import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .errors import FieldError, ValidationError
 
-__all__ = ["external_id", "external_ids", "id_hazards", "id_hazards_frame"]
+__all__ = ["HashSummary", "external_id", "external_ids", "hash_csv", "id_hazards", "id_hazards_frame"]
 
 _NOT_ASCII_DIGIT = re.compile(r"[^0-9]")
+_ASCII_NON_DIGITS = bytes(b for b in range(128) if not 0x30 <= b <= 0x39)
+
+#: Rows hashed per batch by ``external_ids``: bounds the temporary lists a batch needs.
+CHUNK_ROWS = 100_000
 
 #: Fewer ASCII digits than this in a phone number makes ids easy to guess or to collide.
 MIN_PHONE_DIGITS = 7
@@ -53,8 +61,16 @@ def _key_bytes(key: str | bytes | None) -> bytes | None:
     return key
 
 
-def _identifier_input(email: str, phone: str) -> bytes:
-    return (email.lower() + _NOT_ASCII_DIGIT.sub("", phone)).encode("utf-8")
+def _phone_digits(phone: str) -> bytes:
+    # bytes.translate is ~6x faster than a regex; it is exact only for ASCII text, so anything
+    # else takes the regex, which drops every character but ASCII 0-9 (as Java's \D does).
+    if phone.isascii():
+        return phone.encode("ascii").translate(None, _ASCII_NON_DIGITS)
+    return _NOT_ASCII_DIGIT.sub("", phone).encode("ascii")
+
+
+def _identifier_bytes(email: str, phone: str) -> bytes:
+    return email.lower().encode("utf-8") + _phone_digits(phone)
 
 
 def external_id(email: str, phone: str, *, key: str | bytes | None = None) -> str:
@@ -71,7 +87,7 @@ def external_id(email: str, phone: str, *, key: str | bytes | None = None) -> st
     for name, value in (("email", email), ("phone", phone)):
         if not isinstance(value, str):
             raise ValidationError("external_id", [FieldError(name, f"Must be a string, got {type(value).__name__}.")])
-    data = _identifier_input(email, phone)
+    data = _identifier_bytes(email, phone)
     secret = _key_bytes(key)
     if secret is not None:
         return hmac.new(secret, data, hashlib.sha256).hexdigest()
@@ -104,19 +120,35 @@ def external_ids(
     if len(emails) != len(phones):
         raise ValidationError("external_ids", [FieldError(None, f"{len(emails)} emails but {len(phones)} phones.")])
     secret = _key_bytes(key)
-    missing = emails.isna().to_numpy() | phones.isna().to_numpy()
-    # Vectorised text work in pandas, then one tight loop for the hash (hashlib has no batch API).
-    joined = emails.astype("string").str.lower() + phones.astype("string").str.replace(_NOT_ASCII_DIGIT, "", regex=True)
-    values = joined.to_numpy(dtype=object, na_value=None)
+    digests: list[str | None] = []
+    for begin in range(0, len(emails), CHUNK_ROWS):
+        digests.extend(_hash_chunk(emails.iloc[begin : begin + CHUNK_ROWS], phones.iloc[begin : begin + CHUNK_ROWS], secret))
+    return pd.Series(digests, index=emails.index, dtype="string", name="externalIdentifier")
+
+
+def _hash_chunk(emails: pd.Series, phones: pd.Series, secret: bytes | None) -> list[str | None]:
+    """Ids for one batch. Two flat comprehensions: this is the hot loop of a million-row file."""
+    emails, phones = emails.astype("string"), phones.astype("string")
+    missing = (emails.isna() | phones.isna()).to_numpy()
+    email_values = emails.to_numpy(dtype=object, na_value="")
+    translate, sub, other = bytes.translate, _NOT_ASCII_DIGIT.sub, _ASCII_NON_DIGITS
+    digits = [
+        translate(p.encode("ascii"), None, other) if p.isascii() else sub("", p).encode("ascii")
+        for p in phones.to_numpy(dtype=object, na_value="")
+    ]
     if secret is None:
         md5 = hashlib.md5
-        digests = [None if m else md5(v.encode("utf-8")).hexdigest() for v, m in zip(values, missing, strict=True)]
-    else:
-        digests = [
-            None if m else hmac.new(secret, v.encode("utf-8"), hashlib.sha256).hexdigest()
-            for v, m in zip(values, missing, strict=True)
+        out: list[str | None] = [
+            md5(e.lower().encode("utf-8") + d).hexdigest() for e, d in zip(email_values, digits, strict=True)
         ]
-    return pd.Series(digests, index=emails.index, dtype="string", name="externalIdentifier")
+    else:
+        out = [
+            hmac.new(secret, e.lower().encode("utf-8") + d, hashlib.sha256).hexdigest()
+            for e, d in zip(email_values, digits, strict=True)
+        ]
+    for index in missing.nonzero()[0]:
+        out[index] = None
+    return out
 
 
 def id_hazards(email: Any, phone: Any) -> list[str]:
@@ -189,3 +221,71 @@ def _looks_like_email(text: str) -> bool:
     except email_validator.EmailNotValidError:
         return False
     return True
+
+
+#: Rows per chunk when streaming a CSV: a few tens of MB in memory, whatever the file's size.
+CSV_CHUNK_ROWS = 200_000
+
+#: Name of the column ``hash_csv`` adds.
+ID_COLUMN = "externalIdentifier"
+
+
+@dataclass(frozen=True)
+class HashSummary:
+    """What ``hash_csv`` did: rows written, rows without an id (missing email or phone), seconds."""
+
+    rows: int
+    missing: int
+    seconds: float
+
+    def __str__(self) -> str:
+        rate = self.rows / self.seconds if self.seconds else 0
+        return f"{self.rows:,} rows ({self.missing:,} without an id) in {self.seconds:.1f} s, {rate:,.0f} rows/s"
+
+
+def hash_csv(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    email_col: str = "email",
+    phone_col: str = "phone",
+    key: str | bytes | None = None,
+    chunk_rows: int = CSV_CHUNK_ROWS,
+    progress: bool = True,
+) -> HashSummary:
+    """Copy a CSV, adding an ``externalIdentifier`` column, one chunk at a time.
+
+    Memory stays bounded by ``chunk_rows`` whatever the file's size. Every cell is read as
+    text (a phone's leading zeros survive); an empty email or phone cell gives an empty id.
+    The progress bar counts bytes read.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    source, destination = Path(source), Path(destination)
+    if not source.is_file():
+        raise ValidationError("hash_csv", [FieldError("source", f"No such file: {source}.")])
+    if source.resolve() == destination.resolve():
+        raise ValidationError("hash_csv", [FieldError("destination", "Must differ from the source file.")])
+    secret = _key_bytes(key)
+    started = time.perf_counter()
+    rows = missing = 0
+    with (
+        open(source, "rb") as raw,
+        tqdm(total=source.stat().st_size, unit="B", unit_scale=True, desc="hashing", disable=not progress) as bar,
+    ):
+        chunks = pd.read_csv(raw, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
+        for number, chunk in enumerate(chunks):
+            if number == 0:
+                for col in (email_col, phone_col):
+                    if col not in chunk.columns:
+                        raise ValidationError(
+                            "hash_csv", [FieldError(col, f"No such column; the file has {list(chunk.columns)}.")]
+                        )
+            ids = pd.Series(_hash_chunk(chunk[email_col], chunk[phone_col], secret), index=chunk.index, dtype="string")
+            chunk[ID_COLUMN] = ids
+            chunk.to_csv(destination, mode="w" if number == 0 else "a", header=number == 0, index=False)
+            rows += len(chunk)
+            missing += int(ids.isna().sum())
+            bar.update(raw.tell() - bar.n)
+    return HashSummary(rows, missing, time.perf_counter() - started)

@@ -1,0 +1,189 @@
+import csv
+import hashlib
+import hmac
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import impilo_nb as nb
+from impilo_nb.ids import hash_csv
+
+VECTORS = Path(__file__).parent / "data" / "external_id_vectors.tsv"
+
+
+def load_vectors() -> pd.DataFrame:
+    return pd.read_csv(VECTORS, sep="\t", comment="#", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+
+
+def reference(email: str, phone: str) -> str:
+    """An independent reimplementation of the guide's Java/JavaScript rule."""
+    kept = "".join(ch for ch in phone if ch in "0123456789")
+    return hashlib.new("md5", bytes(email.lower() + kept, "utf-8")).hexdigest()
+
+
+def test_there_are_enough_varied_vectors():
+    vectors = load_vectors()
+    assert len(vectors) >= 200
+    assert (vectors["email"] == "").any() and (vectors["phone"] == "").any()
+    assert vectors["email"].str.contains(r"[^\x00-\x7f]").any() and vectors["phone"].str.contains(r"[٠-٩]").any()
+    assert (vectors["email"] != vectors["email"].str.strip()).any()
+
+
+def test_every_vector_matches_java_and_javascript():
+    vectors = load_vectors()
+    got = [nb.external_id(e, p) for e, p in zip(vectors["email"], vectors["phone"], strict=True)]
+    assert got == vectors["java_javascript"].tolist()
+
+
+def test_vectorised_matches_the_vectors_too():
+    vectors = load_vectors()
+    assert nb.external_ids(vectors["email"], vectors["phone"]).tolist() == vectors["java_javascript"].tolist()
+
+
+def test_the_guides_python_snippet_differs_only_on_non_ascii_digits():
+    vectors = load_vectors()
+    differs = vectors[vectors["java_javascript"] != vectors["guide_python"]]
+    assert len(differs) > 0
+    assert all(any(ch.isdigit() and not ch.isascii() for ch in phone) for phone in differs["phone"])
+
+
+def test_guide_example():
+    assert nb.external_id("example@example.com", "(123) 456-7890") == hashlib.md5(b"example@example.com1234567890").hexdigest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=25))
+def test_matches_an_independent_reimplementation(email, phone):
+    expected = reference(email, phone)
+    assert nb.external_id(email, phone) == expected
+    assert nb.external_ids(pd.Series([email]), pd.Series([phone])).iloc[0] == expected
+
+
+def test_missing_values_give_a_missing_id_never_an_error():
+    ids = nb.external_ids(pd.Series(["a@b.org", None, "c@d.org", pd.NA]), pd.Series([None, "123", "456", "7"]))
+    assert ids.isna().tolist() == [True, True, False, True]
+    assert ids.iloc[2] == nb.external_id("c@d.org", "456") and str(ids.dtype) == "string"
+
+
+def test_dataframe_form_and_index_alignment():
+    frame = pd.DataFrame({"mail": ["A@b.org", "c@d.org"], "phone": ["1", "2"]}, index=[10, 20])
+    ids = nb.external_ids(frame, "phone", email_col="mail")
+    assert ids.index.tolist() == [10, 20] and ids[10] == nb.external_id("A@b.org", "1")
+    with pytest.raises(nb.ValidationError):
+        nb.external_ids(frame, "telephone", email_col="mail")
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(nb.ValidationError):
+        nb.external_id(None, "1")
+    with pytest.raises(nb.ValidationError):
+        nb.external_ids(pd.Series(["a"]), pd.Series(["1", "2"]))
+
+
+def test_keyed_mode_is_hmac_sha256():
+    key = "k" * 32
+    expected = hmac.new(key.encode(), b"a@b.org123", hashlib.sha256).hexdigest()
+    assert nb.external_id("A@b.org", "1-2-3", key=key) == expected
+    assert nb.external_ids(pd.Series(["A@b.org"]), pd.Series(["1-2-3"]), key=key).iloc[0] == expected
+    assert nb.external_id("A@b.org", "1-2-3", key=key) != nb.external_id("A@b.org", "1-2-3", key="j" * 32)
+    with pytest.raises(nb.ValidationError):
+        nb.external_id("a", "1", key="short")
+
+
+@pytest.mark.parametrize(
+    ("email", "phone", "words"),
+    [
+        ("", "5550100123", "email is empty"),
+        ("a@b.org", "", "phone is empty"),
+        (" a@b.org", "5550100123", "leading or trailing spaces"),
+        ("jörg@b.org", "5550100123", "non-ASCII characters"),
+        ("Ian@b.org", "5550100123", "Turkish"),
+        ("a@b.org", "٥٥٥٠١٠٠", "non-ASCII digits (٠١٥)"),
+        ("a@b.org", "12-34", "only 4 ASCII digits"),
+        ("not-an-email", "5550100123", "does not look like an email"),
+    ],
+)
+def test_hazards(email, phone, words):
+    assert any(words in hazard for hazard in nb.id_hazards(email, phone))
+
+
+def test_a_clean_pair_has_no_hazard():
+    assert nb.id_hazards("ana.rivera@example.org", "+1 (555) 010-0100") == []
+
+
+def test_hazards_frame_reports_per_row():
+    frame = pd.DataFrame({"email": ["ok@example.org", " bad@example.org", None], "phone": ["5550100123", "5550100123", "1"]})
+    report = nb.id_hazards_frame(frame)
+    assert report["hazard_count"].tolist()[0] == 0 and report["hazard_count"].tolist()[1] == 1
+    assert report["hazard_count"].tolist()[2] >= 2 and "email is empty" in report["hazards"].iloc[2]
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "email", "phone"])
+        for n in range(rows):
+            writer.writerow([n, f"User{n}@Example.org" if n % 10 else "", f"0{n:09d}"])
+
+
+def test_hash_csv_streams_in_chunks_and_keeps_every_column(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(source, 2500)
+    summary = hash_csv(source, out, chunk_rows=1000, progress=False)
+    assert (summary.rows, summary.missing) == (2500, 250)
+    result = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(result.columns) == ["id", "email", "phone", "externalIdentifier"] and len(result) == 2500
+    assert result.loc[1, "phone"] == "0000000001"  # read as text: leading zeros kept
+    assert result.loc[1, "externalIdentifier"] == nb.external_id("User1@Example.org", "0000000001")
+    assert result.loc[0, "externalIdentifier"] == ""  # empty email: no id
+
+
+def test_hash_csv_refuses_bad_input(tmp_path):
+    with pytest.raises(nb.ValidationError):
+        hash_csv(tmp_path / "missing.csv", tmp_path / "out.csv")
+    source = tmp_path / "in.csv"
+    write_csv(source, 3)
+    with pytest.raises(nb.ValidationError):
+        hash_csv(source, source)
+    with pytest.raises(nb.ValidationError):
+        hash_csv(source, tmp_path / "out.csv", phone_col="tel")
+
+
+def test_hash_command_line(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(source, 50)
+    done = subprocess.run(
+        [sys.executable, "-m", "impilo_nb", "hash", "--in", str(source), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "50 rows (5 without an id)" in done.stdout and "peak RSS" in done.stdout
+    assert len(pd.read_csv(out)) == 50
+
+
+def test_hash_command_line_keyed_reads_the_key_from_the_environment(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(source, 3)
+    env = {"PATH": "/usr/bin:/bin", "MY_KEY": "k" * 32}
+    subprocess.run(
+        [sys.executable, "-m", "impilo_nb", "hash", "--in", str(source), "--out", str(out), "--quiet", "--key-env", "MY_KEY"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    assert pd.read_csv(out, dtype=str)["externalIdentifier"].iloc[1] == nb.external_id(
+        "User1@Example.org", "0000000001", key="k" * 32
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "impilo_nb", "hash", "--in", str(source), "--out", str(out), "--key-env", "NOT_SET"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "NOT_SET" in missing.stderr
