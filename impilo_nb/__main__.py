@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     hash_cmd.add_argument("--email-col", default="email", help="email column (default: %(default)s)")
     hash_cmd.add_argument("--phone-col", default="phone", help="phone column (default: %(default)s)")
     hash_cmd.add_argument("--key-env", help="name of an environment variable holding an HMAC key (keyed mode)")
-    hash_cmd.add_argument("--chunk-rows", type=int, default=200_000, help="rows in memory at a time (default: %(default)s)")
+    hash_cmd.add_argument("--chunk-rows", type=int, default=50_000, help="rows in memory at a time (default: %(default)s)")
     hash_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     hash_cmd.set_defaults(run=_run_hash)
 
@@ -112,8 +112,6 @@ def _run_receiver(args: argparse.Namespace) -> int:
 
 
 def _run_hash(args: argparse.Namespace) -> int:
-    import resource
-
     from .ids import hash_csv
 
     key = None
@@ -131,9 +129,23 @@ def _run_hash(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows,
         progress=not args.quiet,
     )
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    print(f"{summary}; wrote {args.destination}; peak RSS {peak_mib:,.0f} MiB", flush=True)
+    print(f"{summary}; wrote {args.destination}; peak RSS {_peak_rss_mib():,.0f} MiB", flush=True)
     return 0
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM first: ru_maxrss survives exec on Linux, so a
+    process started from a big parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _wait_for_signal() -> None:
