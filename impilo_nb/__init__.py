@@ -5,6 +5,7 @@ client = nb.connect()       # $IMPILO_BASE_URL, else an embedded offline sandbox
 client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
 """
 
+from . import bulk
 from ._connect import connect, embedded_sandbox
 from ._version import __version__
 from .client import ImpiloClient
@@ -77,6 +78,7 @@ __all__ = [
     "WebhookReceiver",
     "WebhookSecret",
     "__version__",
+    "bulk",
     "connect",
     "embedded_sandbox",
     "external_id",

@@ -16,8 +16,8 @@ DEFAULT_BACKOFF_CAP = 8.0
 #: of freezing a notebook for an hour.
 MAX_RETRY_AFTER = 60.0
 
-#: Connections kept open per host; enough for the bulk importer's default of 8 workers.
-DEFAULT_POOL_SIZE = 16
+#: Connections kept open per host; the bulk importer allows at most this many workers.
+DEFAULT_POOL_SIZE = 32
 
 #: Page size used when iterating over every page (the API's maximum).
 MAX_PAGE_SIZE = 250

@@ -14,6 +14,7 @@ import logging
 import operator
 import os
 import random
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -100,6 +101,10 @@ class ImpiloClient:
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}.")
         self.base_url = base_url.rstrip("/")
+        #: Monotonic time before which no request is sent: set by a 429's Retry-After, so every
+        #: thread sharing this client slows down together instead of each hammering the limit.
+        self._paused_until = 0.0
+        self._pause_lock = threading.Lock()
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self._session = requests.Session()
@@ -141,6 +146,7 @@ class ImpiloClient:
         url = self.base_url + path
         attempt = 0
         while True:
+            self._wait_if_paused()
             try:
                 response = self._session.request(method, url, params=params, json=json, timeout=self.timeout)
             except requests.exceptions.RequestException as exc:
@@ -156,10 +162,11 @@ class ImpiloClient:
                 response.attempts = attempt + 1  # type: ignore[attr-defined]  # read by bulk results
                 return response
             statuses = RETRY_STATUSES if method in IDEMPOTENT_METHODS else RETRY_STATUSES_POST
+            retry_after = _retry_after(response)
+            if response.status_code == 429 and retry_after is not None and retry_after <= c.MAX_RETRY_AFTER:
+                self._pause(retry_after)
             if attempt < self.max_retries and response.status_code in statuses:
-                delay = _retry_after(response)
-                if delay is None:
-                    delay = _backoff(attempt)
+                delay = retry_after if retry_after is not None else _backoff(attempt)
                 if delay <= c.MAX_RETRY_AFTER:
                     log.info("%s %s got %d; retry %d in %.2fs", method, path, response.status_code, attempt + 1, delay)
                     response.close()
@@ -169,6 +176,15 @@ class ImpiloClient:
             error = error_from_response(response)
             error.attempts = attempt + 1  # type: ignore[attr-defined]
             raise error
+
+    def _pause(self, seconds: float) -> None:
+        with self._pause_lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def _wait_if_paused(self) -> None:
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     def request_json(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
         """Like ``request`` but return the decoded JSON body (None for an empty body)."""

@@ -217,6 +217,27 @@ def test_retry_after_is_honoured(client, sandbox):
     assert time.monotonic() - started >= 0.3
 
 
+def test_a_429_pauses_every_thread_sharing_the_client(client, sandbox):
+    import threading
+
+    sandbox.inject_fault(429, retry_after=0.5, method="POST")
+    done = {}
+
+    def create():
+        client.patients.create(make_patient(1))
+        done["create"] = time.monotonic()
+
+    worker = threading.Thread(target=create)
+    worker.start()
+    while client._paused_until == 0.0:  # until the 429 has been seen
+        time.sleep(0.005)
+    paused_until = client._paused_until
+    client.patients.page()  # another thread's request: must wait for the pause to end
+    assert time.monotonic() >= paused_until
+    worker.join()
+    assert done["create"] >= paused_until
+
+
 def test_retry_after_beyond_the_cap_gives_up_at_once(client, sandbox):
     sandbox.inject_fault(429, retry_after=3600)
     with pytest.raises(nb.RateLimitError) as caught:

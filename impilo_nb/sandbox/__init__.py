@@ -69,8 +69,8 @@ class Sandbox:
         self._faults = FaultQueue()
         self.store = SandboxStore(self.db_path)
         self.dispatcher = Dispatcher(self.store, time_scale=self.time_scale, allow_external=allow_external_webhooks)
-        app = create_app(self.store, self.dispatcher, api_key=api_key, latency_ms=latency_ms, faults=self._faults)
-        self._server = BackgroundServer(app, host=host, port=port, name="Impilo sandbox")
+        self._app = create_app(self.store, self.dispatcher, api_key=api_key, latency_ms=latency_ms, faults=self._faults)
+        self._server = BackgroundServer(self._app, host=host, port=port, name="Impilo sandbox")
 
     @property
     def api_key(self) -> str:
@@ -104,14 +104,25 @@ class Sandbox:
             self._tempdir = None
 
     def inject_fault(
-        self, status: int | None = 503, *, times: int = 1, delay: float = 0.0, retry_after: float | None = None
+        self,
+        status: int | None = 503,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        retry_after: float | None = None,
+        method: str | None = None,
     ) -> None:
-        """Make the next ``times`` API requests misbehave: wait ``delay`` s, then answer ``status``.
+        """Make the next ``times`` API requests (of ``method``, if given) misbehave: wait
+        ``delay`` s, then answer ``status`` (with ``Retry-After`` if given).
 
         With ``status=None`` the request is served normally after the delay (a slow server).
-        For tests and demos of retries and timeouts.
+        For tests and demos of retries, rate limits and timeouts.
         """
-        self._faults.add(Fault(status=status, delay=delay, retry_after=retry_after), times)
+        self._faults.add(Fault(status=status, delay=delay, retry_after=retry_after, method=method), times)
+
+    def request_counts(self) -> dict[str, int]:
+        """API requests received so far, by HTTP method (e.g. to check a re-run wrote nothing)."""
+        return dict(self._app.request_counts)
 
     def emit(self, type: str, payload: Any) -> int:
         """Send an event of any documented type (reading.*, device.*, order.*...) to its webhooks.

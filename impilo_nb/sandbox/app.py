@@ -68,6 +68,7 @@ class Fault:
     status: int | None = 503
     delay: float = 0.0
     retry_after: float | None = None
+    method: str | None = None  # only requests with this HTTP method; None: any
 
 
 class FaultQueue:
@@ -81,9 +82,14 @@ class FaultQueue:
         with self._lock:
             self._faults.extend([fault] * times)
 
-    def take(self) -> Fault | None:
+    def take(self, method: str) -> Fault | None:
+        """The first queued fault that applies to a request with this method (removed), or None."""
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            for fault in self._faults:
+                if fault.method in (None, method):
+                    self._faults.remove(fault)
+                    return fault
+            return None
 
 
 class SandboxMiddleware:
@@ -97,6 +103,7 @@ class SandboxMiddleware:
         self.api_key = api_key.encode()
         self.latency = latency_ms / 1000
         self.faults = faults
+        self.request_counts: collections.Counter[str] = collections.Counter()  # by HTTP method, /api/ only
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -110,9 +117,10 @@ class SandboxMiddleware:
             await send(message)
 
         if scope["path"].startswith("/api/"):
+            self.request_counts[scope["method"]] += 1
             if self.latency:
                 await asyncio.sleep(self.latency)
-            fault = self.faults.take()
+            fault = self.faults.take(scope["method"])
             if fault is not None:
                 if fault.delay:
                     await asyncio.sleep(fault.delay)

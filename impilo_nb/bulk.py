@@ -1,0 +1,321 @@
+"""Bulk import: a DataFrame of patients -> created, updated or left alone, one result per row.
+
+    results = nb.bulk.upsert_patients(client, frame)   # frame columns as client.patients.frame()
+    results.status.value_counts()
+
+Columns use the wire names, nested fields dotted (``address.city``), as ``patients.frame()``
+returns them, so an exported frame can be edited and imported back; snake_case names work too.
+Other columns are carried into the results untouched.
+
+Per row: validate; find the existing patient by the key (``externalIdentifier`` by default);
+create it, or update it with a PUT when something changed, or leave it alone. Fields that
+have a column are set from the row (an empty cell clears the field); fields without a column
+keep their current value, so importing a file of names never wipes anyone's address.
+
+Round trips are what make an import slow, so existing patients are looked up in batches
+(``LOOKUP_BATCH`` external identifiers per request), unchanged rows cost no request at all,
+and writes run on ``workers`` threads sharing the client's connection pool. A second run of
+the same data therefore reads a few pages and writes nothing. A 429 pauses every worker for
+its Retry-After (``ImpiloClient`` does that), and no row's failure stops the others.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ._constants import DEFAULT_POOL_SIZE
+from .client import ImpiloClient
+from .errors import APIError, APIStatusError, ConflictError, FieldError, ValidationError
+from .models import Patient, patient_changes
+
+__all__ = ["RESULT_COLUMNS", "STATUSES", "summary", "upsert_patients"]
+
+#: Row outcomes. In a dry run, "would create" and "would update" replace the first two.
+STATUSES = ("created", "updated", "unchanged", "invalid", "failed")
+
+#: Columns added to the input rows.
+RESULT_COLUMNS = ["status", "patient_id", "error", "http_status", "attempts", "latency_ms"]
+
+#: External identifiers per lookup request: keeps the URL well under common 8 KB limits.
+LOOKUP_BATCH = 100
+
+#: Keys a row can be matched on.
+KEYS = ("externalIdentifier", "id")
+
+
+@dataclass
+class _Outcome:
+    status: str
+    patient_id: int | None = None
+    error: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+    latency_ms: float | None = None
+
+
+def _wire_path(column: str, known: set[str]) -> str | None:
+    """The wire path a column names (either spelling), or None when it is not a patient field."""
+    if column in known:
+        return column
+    from pydantic.alias_generators import to_camel
+
+    camel = ".".join(to_camel(part) for part in str(column).split("."))
+    return camel if camel in known else None
+
+
+def _known_paths() -> set[str]:
+    from .frames import PATIENT_COLUMNS
+
+    return set(PATIENT_COLUMNS)
+
+
+def _cell(value: Any) -> Any:
+    """A DataFrame cell as a plain value: NaN/NA/NaT/blank text -> None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _set(record: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        if not isinstance(record.get(part), dict):
+            record[part] = {}
+        record = record[part]
+    record[last] = value
+
+
+def _prune(record: dict[str, Any]) -> None:
+    """Nested objects whose parts are all empty become None (no address rather than an empty one)."""
+    for key, value in list(record.items()):
+        if isinstance(value, dict):
+            _prune(value)
+            if all(v is None for v in value.values()):
+                record[key] = None
+
+
+def _row_record(row: dict[str, Any], columns: dict[str, str], base: dict[str, Any] | None) -> dict[str, Any]:
+    """The record a row describes, laid over ``base`` (the stored patient) when there is one."""
+    record = _deep_copy(base) if base else {}
+    for column, path in columns.items():
+        _set(record, path, _cell(row[column]))
+    _prune(record)
+    return record
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, (ValidationError, APIStatusError)) and exc.field_errors:
+        return "; ".join(str(fe) for fe in exc.field_errors)
+    return getattr(exc, "message", None) or str(exc)
+
+
+def upsert_patients(
+    client: ImpiloClient,
+    frame: pd.DataFrame,
+    *,
+    workers: int = 8,
+    key: str = "externalIdentifier",
+    progress: bool = True,
+    dry_run: bool = False,
+) -> pd.DataFrame:
+    """Create or update a patient per row; returns the rows with what happened to each.
+
+    Args:
+        client: the connection to use (its pool is shared by the workers).
+        frame: one patient per row (see the module docstring for the columns).
+        workers: parallel write requests, 1 to 32.
+        key: match rows to stored patients on ``externalIdentifier`` (default) or ``id``.
+        progress: show a progress bar (a widget in notebooks, text in terminals).
+        dry_run: validate and look up, but write nothing; statuses say what would happen.
+
+    Returns:
+        The input rows (same index and columns) plus ``status`` (created, updated, unchanged,
+        invalid, failed), ``patient_id``, ``error``, ``http_status``, ``attempts`` (tries of the
+        write; 0 when nothing was written) and ``latency_ms`` (of the write).
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise _refused("frame", f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+    if not isinstance(workers, int) or not 1 <= workers <= DEFAULT_POOL_SIZE:
+        raise _refused("workers", f"Must be a whole number from 1 to {DEFAULT_POOL_SIZE}.")
+    if key not in KEYS:
+        raise _refused("key", f"Must be one of {', '.join(KEYS)}, got {key!r}.")
+    known = _known_paths()
+    columns = {col: path for col in frame.columns if (path := _wire_path(col, known)) is not None and path != "id"}
+    key_column = next((col for col in frame.columns if _wire_path(col, known) == key), None)
+    if key_column is None:
+        raise _refused(key, f"No {key} column: it is needed to find patients on later runs.")
+
+    rows = frame.to_dict("index")
+    outcomes: dict[Any, _Outcome] = {}
+    keys: dict[Any, Any] = {}
+    seen: dict[Any, Any] = {}
+    for index, row in rows.items():
+        value = _cell(row[key_column])
+        if value is None:
+            outcomes[index] = _Outcome("invalid", error=f"No {key}: it is needed to find this patient on later runs.")
+            continue
+        if key == "id":
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                outcomes[index] = _Outcome("invalid", error=f"id must be a whole number, got {value!r}.")
+                continue
+        if value in seen:
+            outcomes[index] = _Outcome("invalid", error=f"Same {key} as row {seen[value]!r}; each patient once per import.")
+            continue
+        seen[value] = index
+        keys[index] = value  # validated after the lookup, on the record as it would be stored
+
+    bar = _progress_bar(len(rows), progress, dry_run)
+    bar.update(len(outcomes))
+    try:
+        existing, lookup_error = _lookup(client, key, list(keys.values()))
+        if lookup_error is not None:
+            for index in keys:
+                outcomes[index] = _Outcome(
+                    "failed",
+                    error=f"Lookup failed: {_reason(lookup_error)}",
+                    http_status=getattr(lookup_error, "status_code", None),
+                )
+            bar.update(len(keys))
+        else:
+            plans = {}
+            for index, value in keys.items():
+                plan = _plan(rows[index], columns, existing.get(value), key, value)
+                if isinstance(plan, _Outcome):
+                    outcomes[index] = plan
+                    bar.update(1)
+                else:
+                    plans[index] = plan
+            if dry_run:
+                for index, (action, _patient, current) in plans.items():
+                    outcomes[index] = _Outcome(f"would {action}", patient_id=current.id if current else None)
+                bar.update(len(plans))
+            else:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="impilo-bulk") as pool:
+                    futures = {pool.submit(_write, client, *plan): index for index, plan in plans.items()}
+                    for future in as_completed(futures):
+                        outcomes[futures[future]] = future.result()
+                        bar.update(1)
+    finally:
+        bar.close()
+    return _results(frame, outcomes)
+
+
+def _refused(field: str, message: str) -> ValidationError:
+    return ValidationError("upsert_patients", [FieldError(field, message)])
+
+
+def _lookup(client: ImpiloClient, key: str, values: list[Any]) -> tuple[dict[Any, Patient], Exception | None]:
+    """Stored patients by key value, a batch of values per request."""
+    found: dict[Any, Patient] = {}
+    filter_name = "external_identifier" if key == "externalIdentifier" else "id"
+    try:
+        for start in range(0, len(values), LOOKUP_BATCH):
+            batch = values[start : start + LOOKUP_BATCH]
+            wanted = set(batch)
+            for patient in client.patients.list(size=len(batch), **{filter_name: batch}):
+                value = patient.external_identifier if key == "externalIdentifier" else patient.id
+                if value in wanted:  # trust, but check: a server that ignores the filter cannot mislead us
+                    found[value] = patient
+    except APIError as exc:
+        return found, exc
+    return found, None
+
+
+def _plan(row: dict[str, Any], columns: dict[str, str], current: Patient | None, key: str, value: Any):
+    """("create"|"update", patient, current) or an _Outcome when no request is needed."""
+    if current is None and key == "id":
+        return _Outcome("failed", error=f"No patient with id {value}.", http_status=404)
+    base = current.to_api() if current is not None else None
+    record = _row_record(row, columns, base)
+    record.pop("id", None)
+    try:
+        patient = Patient.model_validate(record)
+    except ValidationError as exc:
+        return _Outcome("invalid", error=_reason(exc), patient_id=current.id if current else None)
+    if current is None:
+        return ("create", patient, None)
+    if not patient_changes(current, patient):
+        return _Outcome("unchanged", patient_id=current.id)
+    return ("update", patient, current)
+
+
+def _write(client: ImpiloClient, action: str, patient: Patient, current: Patient | None) -> _Outcome:
+    started = time.perf_counter()
+    try:
+        if action == "create":
+            try:
+                response = client.request("POST", client.patients.PATH, json=patient.to_api(exclude_none=True))
+            except ConflictError:
+                # Someone (or an interrupted earlier run) created it since the lookup: update it instead.
+                existing = client.patients.find_by_external_id(patient.external_identifier)
+                if existing is None:
+                    raise
+                if not patient_changes(existing, patient):
+                    return _Outcome("unchanged", patient_id=existing.id, latency_ms=_ms(started))
+                action, current = "update", existing
+        if action == "update":
+            body = patient.to_api() | {"id": current.id}
+            response = client.request("PUT", f"{client.patients.PATH}/{current.id}", json=body)
+        stored = Patient.from_api(response.json())
+    except APIError as exc:
+        return _Outcome(
+            "failed",
+            error=_reason(exc),
+            http_status=getattr(exc, "status_code", None),
+            attempts=getattr(exc, "attempts", 1),
+            latency_ms=_ms(started),
+        )
+    return _Outcome(
+        "created" if action == "create" else "updated",
+        patient_id=stored.id,
+        http_status=response.status_code,
+        attempts=response.attempts,
+        latency_ms=_ms(started),
+    )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _progress_bar(total: int, enabled: bool, dry_run: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="checking" if dry_run else "importing", unit="patient", disable=not enabled)
+
+
+def _results(frame: pd.DataFrame, outcomes: dict[Any, _Outcome]) -> pd.DataFrame:
+    results = frame.copy()
+    ordered = [outcomes[index] for index in frame.index]
+    results["status"] = pd.Series([o.status for o in ordered], index=frame.index, dtype="string")
+    results["patient_id"] = pd.Series([o.patient_id for o in ordered], index=frame.index, dtype="Int64")
+    results["error"] = pd.Series([o.error for o in ordered], index=frame.index, dtype="string")
+    results["http_status"] = pd.Series([o.http_status for o in ordered], index=frame.index, dtype="Int64")
+    results["attempts"] = pd.Series([o.attempts for o in ordered], index=frame.index, dtype="Int64")
+    results["latency_ms"] = pd.Series([o.latency_ms for o in ordered], index=frame.index, dtype="Float64")
+    return results
+
+
+def summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows per status (every status listed, zeros included) with their share of the total."""
+    order = [s for s in (*STATUSES, "would create", "would update") if s in set(results["status"]) or s in STATUSES]
+    counts = results["status"].value_counts().reindex(order, fill_value=0)
+    return pd.DataFrame({"rows": counts, "share": (counts / max(len(results), 1)).round(3)})

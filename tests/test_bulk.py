@@ -1,0 +1,179 @@
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import impilo_nb as nb
+from impilo_nb.bulk import LOOKUP_BATCH, RESULT_COLUMNS, summary, upsert_patients
+from tests.conftest import make_patient
+
+SAMPLE = Path(__file__).parent.parent / "data" / "patients_sample.csv"
+
+
+def load_sample() -> pd.DataFrame:
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False, na_values=[""])
+    frame["externalIdentifier"] = nb.external_ids(frame["email"], frame["phoneNumber"])
+    return frame
+
+
+def frame_of(*records) -> pd.DataFrame:
+    return pd.DataFrame([nb.models.flatten_record(r) for r in records])
+
+
+def writes(sandbox) -> int:
+    counts = sandbox.request_counts()
+    return counts.get("POST", 0) + counts.get("PUT", 0) + counts.get("PATCH", 0)
+
+
+def test_sample_file_invalid_rows_reported_others_created_then_rerun_writes_nothing(client, sandbox):
+    sample = load_sample()
+    assert len(sample) == 500
+    first = upsert_patients(client, sample, progress=False)
+    invalid = first[first["status"] == "invalid"]
+    assert len(invalid) >= 10 and invalid["error"].notna().all()
+    assert set(first["status"]) == {"created", "invalid"}
+    assert client.patients.page(size=1).total == (first["status"] == "created").sum()
+    assert "Not a real date: '1987-02-30'" in invalid.loc[88, "error"]
+    assert "lastName" in invalid.loc[7, "error"] and "email" in invalid.loc[150, "error"]
+    written = writes(sandbox)
+    second = upsert_patients(client, sample, progress=False)
+    assert writes(sandbox) == written  # not one write
+    assert (second.loc[first["status"] == "created", "status"] == "unchanged").all()
+    assert (second["patient_id"].dropna() == first["patient_id"].dropna()).all()
+
+
+def test_results_keep_the_input_and_add_typed_columns(client):
+    source = frame_of(make_patient(1), make_patient(2, lastName=None)).assign(note=["x", "y"])
+    source.index = [10, 20]
+    results = upsert_patients(client, source, progress=False)
+    assert list(results.columns) == [*source.columns, *RESULT_COLUMNS] and results.index.tolist() == [10, 20]
+    assert results.loc[10, "status"] == "created" and results.loc[10, "http_status"] == 201
+    assert results.loc[10, "attempts"] == 1 and results.loc[10, "latency_ms"] > 0
+    assert results.loc[20, "status"] == "invalid" and results.loc[20, "attempts"] == 0
+    assert str(results["patient_id"].dtype) == "Int64" and results.loc[10, "note"] == "x"
+
+
+def test_changed_rows_are_updated_and_columns_absent_from_the_file_are_kept(client):
+    created = client.patients.create(make_patient(1, enrolled=True))
+    source = pd.DataFrame({"externalIdentifier": ["ext-00001"], "firstName": ["Anna"], "lastName": ["Last1"]})
+    results = upsert_patients(client, source, progress=False)
+    assert results.loc[0, "status"] == "updated" and results.loc[0, "patient_id"] == created.id
+    stored = client.patients.get(created.id)
+    assert stored.first_name == "Anna" and stored.address == created.address and stored.enrolled is True
+
+
+def test_an_empty_cell_clears_its_field(client):
+    created = client.patients.create(make_patient(1))
+    source = frame_of(make_patient(1, email=None))
+    assert upsert_patients(client, source, progress=False).loc[0, "status"] == "updated"
+    assert client.patients.get(created.id).email is None
+
+
+def test_snake_case_columns_work_too(client):
+    source = pd.DataFrame({"external_identifier": ["e1"], "first_name": ["A"], "last_name": ["B"], "address.zip_code": [None]})
+    assert upsert_patients(client, source, progress=False).loc[0, "status"] == "created"
+
+
+def test_dry_run_writes_nothing_and_says_what_would_happen(client, sandbox):
+    client.patients.create(make_patient(1))
+    source = frame_of(make_patient(1, firstName="Changed"), make_patient(2), make_patient(3, email="x@"))
+    before = writes(sandbox)
+    plan = upsert_patients(client, source, dry_run=True, progress=False)
+    assert plan["status"].tolist() == ["would update", "would create", "invalid"]
+    assert writes(sandbox) == before
+
+
+def test_duplicate_keys_in_one_file(client):
+    source = frame_of(make_patient(1), make_patient(1, firstName="Other"))
+    results = upsert_patients(client, source, progress=False)
+    assert results["status"].tolist() == ["created", "invalid"] and "Same externalIdentifier" in results.loc[1, "error"]
+
+
+def test_a_failing_row_does_not_stop_the_others(client, sandbox):
+    source = frame_of(*(make_patient(n) for n in range(6)))
+    sandbox.inject_fault(500, times=1)  # the first write fails (a 500 is not retried for POST)
+    results = upsert_patients(client, source.iloc[:1], progress=False, workers=1)
+    assert results["status"].tolist() == ["failed"] and results.loc[0, "http_status"] == 500
+    results = upsert_patients(client, source, progress=False)
+    assert (results["status"] == "created").all()
+
+
+def test_a_429_is_retried_and_every_row_still_succeeds(client, sandbox):
+    source = frame_of(*(make_patient(n) for n in range(20)))
+    sandbox.inject_fault(429, times=2, retry_after=0.2, method="POST")
+    results = upsert_patients(client, source, progress=False, workers=4)
+    assert (results["status"] == "created").all()
+    assert (results["attempts"] == 2).sum() == 2 and (results["attempts"] == 1).sum() == 18
+
+
+def test_a_patient_created_since_the_lookup_is_updated_not_duplicated(client, sandbox):
+    # Simulates an interrupted earlier run: the lookup misses it, the create gets 409, we update.
+    source = frame_of(make_patient(1, firstName="New"))
+    original = nb.bulk._lookup
+    nb.bulk._lookup = lambda *args: ({}, None)
+    try:
+        client.patients.create(make_patient(1))
+        results = upsert_patients(client, source, progress=False)
+    finally:
+        nb.bulk._lookup = original
+    assert results.loc[0, "status"] == "updated" and client.patients.page(size=1).total == 1
+
+
+def test_lookups_are_batched(client, sandbox):
+    source = frame_of(*(make_patient(n) for n in range(LOOKUP_BATCH * 2 + 5)))
+    upsert_patients(client, source, progress=False)
+    gets_before = sandbox.request_counts()["GET"]
+    upsert_patients(client, source, progress=False)
+    assert sandbox.request_counts()["GET"] - gets_before == 3
+
+
+def test_key_id_updates_by_impilo_id(client):
+    created = client.patients.create(make_patient(1))
+    source = pd.DataFrame({"id": [created.id, 999], "email": ["new@example.org", "x@example.org"]})
+    results = upsert_patients(client, source, key="id", progress=False)
+    assert results["status"].tolist() == ["updated", "failed"] and results.loc[1, "http_status"] == 404
+    assert client.patients.get(created.id).email == "new@example.org"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"), [({"workers": 0}, "workers"), ({"workers": 100}, "workers"), ({"key": "email"}, "key")]
+)
+def test_bad_arguments_are_refused(client, kwargs, field):
+    with pytest.raises(nb.ValidationError) as caught:
+        upsert_patients(client, frame_of(make_patient(1)), progress=False, **kwargs)
+    assert caught.value.field_errors[0].field == field
+
+
+def test_missing_key_column_is_refused(client):
+    with pytest.raises(nb.ValidationError) as caught:
+        upsert_patients(client, pd.DataFrame({"firstName": ["A"], "lastName": ["B"]}), progress=False)
+    assert "externalIdentifier" in str(caught.value)
+
+
+def test_server_down_fails_every_row_without_raising(sandbox):
+    client = nb.ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, max_retries=0)
+    sandbox.stop()
+    results = upsert_patients(client, frame_of(make_patient(1), make_patient(2)), progress=False)
+    assert (results["status"] == "failed").all() and results["error"].str.contains("Lookup failed").all()
+
+
+def test_summary_lists_every_status():
+    results = pd.DataFrame({"status": pd.Series(["created", "created", "invalid"], dtype="string")})
+    table = summary(results)
+    assert table["rows"].to_dict() == {"created": 2, "updated": 0, "unchanged": 0, "invalid": 1, "failed": 0}
+
+
+def test_progress_bar_counts_every_row(client, capsys):
+    upsert_patients(client, frame_of(make_patient(1), make_patient(2, lastName=None)), progress=True)
+    assert "2/2" in capsys.readouterr().err
+
+
+def test_concurrent_imports_do_not_duplicate(client):
+    source = frame_of(*(make_patient(n) for n in range(30)))
+    threads = [threading.Thread(target=upsert_patients, args=(client, source), kwargs={"progress": False}) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert client.patients.page(size=1).total == 30
