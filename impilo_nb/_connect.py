@@ -15,16 +15,21 @@ _lock = threading.Lock()
 _sandbox = None
 
 
-def connect(*, timeout: float = c.DEFAULT_TIMEOUT, max_retries: int = c.DEFAULT_MAX_RETRIES) -> ImpiloClient:
-    """A client for ``$IMPILO_BASE_URL`` when it is set, else for an embedded sandbox.
+def connect(
+    base_url: str | None = None, *, timeout: float = c.DEFAULT_TIMEOUT, max_retries: int = c.DEFAULT_MAX_RETRIES
+) -> ImpiloClient:
+    """A client for ``base_url`` or ``$IMPILO_BASE_URL`` when either is set, else for an embedded sandbox.
+
+    The API key always comes from ``$IMPILO_API_KEY`` here, never from an argument, so a
+    notebook's parameters (recorded in executed reports) never hold it.
 
     The embedded sandbox starts once per process with a fresh temporary database, so a notebook
     executed twice shows the same ids, and with webhook retries after seconds, not minutes
     (``DEMO_TIME_SCALE``). ``make lab`` sets the environment to one shared sandbox
     process instead, and a real deployment sets it to ``https://app.impiloplatform.com``.
     """
-    if os.environ.get(c.ENV_BASE_URL):
-        return ImpiloClient(timeout=timeout, max_retries=max_retries)
+    if base_url or os.environ.get(c.ENV_BASE_URL):
+        return ImpiloClient(base_url=base_url, timeout=timeout, max_retries=max_retries)
     sandbox = embedded_sandbox()
     return ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, timeout=timeout, max_retries=max_retries)
 

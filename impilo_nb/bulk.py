@@ -315,7 +315,9 @@ def _results(frame: pd.DataFrame, outcomes: dict[Any, _Outcome]) -> pd.DataFrame
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Rows per status (every status listed, zeros included) with their share of the total."""
-    order = [s for s in (*STATUSES, "would create", "would update") if s in set(results["status"]) or s in STATUSES]
+    """Rows per outcome, every outcome listed (zeros included), with its share of the total."""
+    statuses = list(results["status"].dropna().unique())
+    dry = any(str(status).startswith("would ") for status in statuses)
+    order = ["would create", "would update", *STATUSES[2:]] if dry else list(STATUSES)
     counts = results["status"].value_counts().reindex(order, fill_value=0)
     return pd.DataFrame({"rows": counts, "share": (counts / max(len(results), 1)).round(3)})
