@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAB_PORT ?= 8888
 SANDBOX_PORT ?= 8765
 
-.PHONY: lab test sandbox notebooks lint clean
+.PHONY: lab test report sandbox notebooks lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lab: $(STAMP)
 ## test: every test, notebooks included (strict nbval)
 test: $(STAMP)
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg $(PYTEST_ARGS)
+
+## report: run every notebook against the sandbox and write reports/<name>.html (REPORT_ARGS="--mask --hide-code")
+report: $(STAMP)
+	$(BIN)/python -m impilo_nb report --out reports $(REPORT_ARGS)
 
 ## sandbox: the sandbox alone, in the foreground
 sandbox: $(STAMP)

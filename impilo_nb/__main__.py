@@ -70,6 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     hash_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     hash_cmd.set_defaults(run=_run_hash)
 
+    report = commands.add_parser(
+        "report",
+        help="execute notebooks and write self-contained HTML reports",
+        description="Execute notebooks with papermill (against the embedded sandbox unless --base-url is given; the "
+        "API key comes from IMPILO_API_KEY) and write OUT/<name>.html pages that open offline.",
+    )
+    report.add_argument("notebooks", nargs="*", help="notebooks to run (default: every notebooks/*.ipynb)")
+    report.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+    report.add_argument("--base-url", help="run against this Impilo API instead of the sandbox")
+    report.add_argument("--input", dest="input_file", help="value for the notebooks' input_file parameter")
+    report.add_argument("--hide-code", action="store_true", help="leave code cells out")
+    report.add_argument("--mask", action="store_true", help="mask names, emails, phones, dates of birth in outputs")
+    report.set_defaults(run=_run_report)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -146,6 +160,30 @@ def _peak_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    import glob
+
+    from .reports import ReportError, build_report
+
+    notebooks = args.notebooks or sorted(glob.glob("notebooks/*.ipynb"))
+    if not notebooks:
+        print("error: no notebooks given and none in notebooks/.", file=sys.stderr)
+        return 2
+    failed = 0
+    for notebook in notebooks:
+        parameters = {"input_file": str(Path(args.input_file).resolve())} if args.input_file else None
+        try:
+            report = build_report(
+                notebook, args.out, parameters=parameters, base_url=args.base_url, hide_code=args.hide_code, mask=args.mask
+            )
+        except ReportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"wrote {report.html}", flush=True)
+    return 1 if failed else 0
 
 
 def _wait_for_signal() -> None:

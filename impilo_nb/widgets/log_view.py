@@ -17,6 +17,7 @@ import ipywidgets as w
 import pandas as pd
 
 from ..eventlog import EventLog
+from ._snapshot import Snapshot
 
 __all__ = ["WebhookLogView"]
 
@@ -29,7 +30,7 @@ DEFAULT_REFRESH_INTERVAL = 0.5
 DEFAULT_MAX_ROWS = 50
 
 
-class WebhookLogView(w.VBox):
+class WebhookLogView(Snapshot, w.VBox):
     """A live view of ``log`` (kept as ``view.event_log``).
 
     ``view.refresh()`` re-reads it now; ``view.close()`` stops watching.
@@ -83,6 +84,14 @@ class WebhookLogView(w.VBox):
 
     def __repr__(self) -> str:
         return f"WebhookLogView({str(self.event_log.path)!r})"
+
+    def snapshot_html(self) -> str:
+        """Counts, the table and the timeline as they are now (for reports)."""
+        import base64
+
+        image = base64.b64encode(self.timeline.value).decode() if self.timeline.value else ""
+        timeline = f"<img alt='timeline' src='data:image/png;base64,{image}'>" if image else ""
+        return f"<b>Webhook log</b> (live in JupyterLab){self.counts.value}{self.table.value}{timeline}"
 
     # -- reading the log ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from ..client import ImpiloClient
 from ..errors import APIConnectionError, APIError, APIStatusError, FieldError, ValidationError
 from ..ids import external_id, id_hazards
 from ..models import SEX_VALUES, Change, Patient, patient_changes
+from ._snapshot import Snapshot
 
 __all__ = ["PatientForm", "PatientSearch"]
 
@@ -113,7 +114,7 @@ def _all_empty(value: Any) -> bool:
     return value is None
 
 
-class PatientForm(w.VBox):
+class PatientForm(Snapshot, w.VBox):
     """Every field of a patient, validated as you type. Creates, or loads and saves (PUT).
 
     ``form.fields[path]`` are the inputs (``"firstName"``, ``"address.city"``, ``"site.active"``...),
@@ -185,6 +186,16 @@ class PatientForm(w.VBox):
     def __repr__(self) -> str:
         mode = f"patient_id={self.patient_id}" if self.patient_id is not None else "new patient"
         return f"PatientForm({mode})"
+
+    def snapshot_html(self) -> str:
+        """The form as a read-only table of its fields, with its status and change review."""
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(path)}</th><td style='text-align:left'>"
+            f"{html.escape(_show(widget.value if not isinstance(widget.value, str) or widget.value else None))}</td></tr>"
+            for path, widget in self.fields.items()
+        )
+        title = f"Patient form: patient {self.patient_id}" if self.patient_id is not None else "Patient form: new patient"
+        return f"<b>{title}</b> (interactive in JupyterLab){self.changes_view.value}<table>{rows}</table>{self.status.value}"
 
     def _row(self, path: str) -> w.Widget:
         return w.VBox([self.fields[path], self.errors[path]], layout=w.Layout(margin="0 0 2px 0"))
@@ -410,7 +421,7 @@ def _show(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-class PatientSearch(w.VBox):
+class PatientSearch(Snapshot, w.VBox):
     """Find patients by name, email or external identifier; choosing one opens it in ``.form``."""
 
     SEARCH_FIELDS = (("Name", "name"), ("Email", "email"), ("External id", "external_identifier"))
@@ -435,6 +446,15 @@ class PatientSearch(w.VBox):
 
     def __repr__(self) -> str:
         return f"PatientSearch({len(self.found)} found)"
+
+    def snapshot_html(self) -> str:
+        """The search as it stands: the query, the results, and the form below."""
+        results = "".join(f"<li>{html.escape(label)}</li>" for label, _ in self.results.options)
+        query = html.escape(self.query.value) or "<i>nothing yet</i>"
+        return (
+            f"<b>Patient search</b> (interactive in JupyterLab): {query}<div>{self.summary.value}</div>"
+            f"<ul>{results}</ul>{self.form.snapshot_html()}"
+        )
 
     def search(self) -> list[Patient]:
         """Run the search; fills ``found`` and the result list."""
