@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAB_PORT ?= 8888
 SANDBOX_PORT ?= 8765
 
-.PHONY: lab test report sandbox notebooks lint clean
+.PHONY: lab test browser report sandbox notebooks lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,19 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 lab: $(STAMP)
 	LAB_PORT=$(LAB_PORT) SANDBOX_PORT=$(SANDBOX_PORT) RESET=$(RESET) scripts/lab
 
-## test: every test, notebooks included (strict nbval)
-test: $(STAMP)
+## test: every test, notebooks and browser tests included (strict nbval; Debian chromium for tests/e2e)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (Playwright downloads no browser here). Installed
+# when missing and we may (root with apt); otherwise tests/e2e skips and says how to install it.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "note: no /usr/bin/chromium; browser tests will be skipped (sudo apt-get install chromium)"; fi; \
+	fi
 
 ## report: run every notebook against the sandbox and write reports/<name>.html (REPORT_ARGS="--mask --hide-code")
 report: $(STAMP)

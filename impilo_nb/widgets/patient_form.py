@@ -143,7 +143,7 @@ class PatientForm(Snapshot, w.VBox):
         self.new_button = w.Button(description="New patient", icon="plus", layout=w.Layout(width="10em"))
         self.load_button.on_click(lambda _: self.load_any(self.lookup.value))
         self.new_button.on_click(lambda _: self.new())
-        self.generate_button = w.Button(description="Generate from email + phone", icon="key", layout=w.Layout(width="17em"))
+        self.generate_button = w.Button(description="Generate from email + phone", icon="key", layout=w.Layout(width="auto"))
         self.generate_button.on_click(lambda _: self.generate_external_id())
         self.submit_button = w.Button(description="Create patient", button_style="primary", icon="check")
         self.submit_button.on_click(lambda _: self.submit())

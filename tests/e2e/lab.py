@@ -1,0 +1,115 @@
+"""A throwaway JupyterLab for browser tests: temporary config, data, runtime and settings
+folders; no token; news and update checks off; a copy of the notebooks; the embedded kernel
+environment pointed at a sandbox the test controls."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+# Chromium flags for a closed network (see the machine notes): no background fetches at all.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Lab:
+    """JupyterLab serving a copy of notebooks/ from ``workdir``; ``url`` once started."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], *, disable_widgets: bool = False) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.notebooks = workdir / "notebooks"
+        shutil.copytree(ROOT / "notebooks", self.notebooks, ignore=shutil.ignore_patterns("*.csv", ".ipynb_checkpoints"))
+        shutil.copytree(ROOT / "data", workdir / "data")
+        folders = {name: workdir / name for name in ("config", "data_dir", "runtime", "settings", "workspaces")}
+        for folder in folders.values():
+            folder.mkdir()
+        notification = folders["settings"] / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True)
+        (notification / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
+        self.env = {
+            **os.environ,
+            **env,
+            "JUPYTER_CONFIG_DIR": str(folders["config"]),
+            "JUPYTER_DATA_DIR": str(folders["data_dir"]),
+            "JUPYTER_RUNTIME_DIR": str(folders["runtime"]),
+            "JUPYTERLAB_SETTINGS_DIR": str(folders["settings"]),
+            "JUPYTERLAB_WORKSPACES_DIR": str(folders["workspaces"]),
+        }
+        if disable_widgets:  # to prove the tests notice a missing widgets front end
+            subprocess.run(
+                [sys.executable, "-m", "jupyter", "labextension", "disable", "@jupyter-widgets/jupyterlab-manager"],
+                env=self.env,
+                check=True,
+                capture_output=True,
+            )
+        self.log = open(workdir / "lab.log", "w")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Lab:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={self.port}",
+                "--ServerApp.token=",
+                "--ServerApp.password=",
+                "--ServerApp.disable_check_xsrf=True",
+                f"--ServerApp.root_dir={self.notebooks}",
+                "--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                "--allow-root",
+            ],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/api/status", timeout=1)
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"JupyterLab exited; see {self.workdir / 'lab.log'}") from None
+                time.sleep(0.2)
+        raise RuntimeError("JupyterLab did not start within 60 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
