@@ -69,7 +69,7 @@ class Lab:
                 check=True,
                 capture_output=True,
             )
-        self.log = open(workdir / "lab.log", "w")
+        self.log = open(workdir / "lab.log", "w")  # noqa: SIM115 - closed in stop()
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Lab:
