@@ -5,7 +5,7 @@ client = nb.connect()       # $IMPILO_BASE_URL, else an embedded offline sandbox
 client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
 """
 
-from . import bulk
+from . import bulk, reports
 from ._connect import connect, embedded_sandbox
 from ._version import __version__
 from .client import ImpiloClient
@@ -86,6 +86,7 @@ __all__ = [
     "id_hazards",
     "id_hazards_frame",
     "patient_changes",
+    "reports",
     "widgets",
 ]
 
