@@ -65,11 +65,7 @@ def patients(rows: int) -> pd.DataFrame:
 def to_body(row: dict) -> dict:
     body: dict = {}
     for column, value in row.items():
-        target = body
-        *parents, last = column.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
+        nb.models.set_path(body, column, value)
     return body
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 from ._constants import DEFAULT_POOL_SIZE
 from .client import ImpiloClient
 from .errors import APIError, APIStatusError, ConflictError, FieldError, ValidationError
-from .models import Patient, patient_changes
+from .models import Patient, patient_changes, prune_empty_objects, set_path
 
 __all__ = ["RESULT_COLUMNS", "STATUSES", "summary", "upsert_patients"]
 
@@ -88,30 +88,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _set(record: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        if not isinstance(record.get(part), dict):
-            record[part] = {}
-        record = record[part]
-    record[last] = value
-
-
-def _prune(record: dict[str, Any]) -> None:
-    """Nested objects whose parts are all empty become None (no address rather than an empty one)."""
-    for key, value in list(record.items()):
-        if isinstance(value, dict):
-            _prune(value)
-            if all(v is None for v in value.values()):
-                record[key] = None
-
-
 def _row_record(row: dict[str, Any], columns: dict[str, str], base: dict[str, Any] | None) -> dict[str, Any]:
     """The record a row describes, laid over ``base`` (the stored patient) when there is one."""
     record = _deep_copy(base) if base else {}
     for column, path in columns.items():
-        _set(record, path, _cell(row[column]))
-    _prune(record)
+        set_path(record, path, _cell(row[column]))
+    prune_empty_objects(record)
     return record
 
 

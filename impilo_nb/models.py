@@ -41,7 +41,10 @@ __all__ = [
     "check_http_url",
     "field_errors",
     "flatten_record",
+    "get_path",
     "patient_changes",
+    "prune_empty_objects",
+    "set_path",
 ]
 
 #: The values the API documents for ``sex``.
@@ -185,6 +188,38 @@ def flatten_record(data: dict[str, Any], prefix: str = "", *, expand_null: bool 
 
 
 _OBJECT_FIELDS = frozenset({"address", "site", "payload", "data"})
+
+
+def get_path(record: dict[str, Any] | None, path: str) -> Any:
+    """The value at a dotted path (``"address.city"``), or None where any part is missing."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def set_path(record: dict[str, Any], path: str, value: Any) -> None:
+    """Set the value at a dotted path, creating the nested objects on the way."""
+    *parents, last = path.split(".")
+    for part in parents:
+        if not isinstance(record.get(part), dict):
+            record[part] = {}
+        record = record[part]
+    record[last] = value
+
+
+def prune_empty_objects(record: dict[str, Any]) -> None:
+    """Nested objects whose parts are all empty become None: no address rather than an empty one.
+
+    An object that holds anything (a site's id the form does not show, say) is kept.
+    """
+    for key, value in list(record.items()):
+        if isinstance(value, dict):
+            prune_empty_objects(value)
+            if all(v is None for v in value.values()):
+                record[key] = None
 
 
 class Address(WireModel):

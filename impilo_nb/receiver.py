@@ -114,11 +114,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         """The full delivery URL to register with ``client.webhooks.create``."""
-        if self._server.port is None:
-            raise ConfigurationError("The receiver is not started yet: call .start() or use it in a with block.")
-        host = self._server.host
-        netloc = f"[{host}]" if ":" in host else host
-        return f"http://{netloc}:{self._server.port}{self.path}"
+        return self._server.url + self.path
 
     @property
     def running(self) -> bool:

@@ -38,6 +38,14 @@ class BackgroundServer:
         self._thread: threading.Thread | None = None
 
     @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` once started (an IPv6 host in brackets)."""
+        if self.port is None:
+            raise ConfigurationError(f"{self.name} is not started yet: call .start() or use it in a with block.")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -79,10 +79,7 @@ class Sandbox:
     @property
     def url(self) -> str:
         """The base URL to give ``ImpiloClient`` (``http://127.0.0.1:PORT``)."""
-        if self._server.port is None:
-            raise ConfigurationError("The sandbox is not started yet: call .start() or use it in a with block.")
-        host = self._server.host
-        return f"http://[{host}]:{self._server.port}" if ":" in host else f"http://{host}:{self._server.port}"
+        return self._server.url
 
     @property
     def running(self) -> bool:

@@ -18,7 +18,7 @@ import ipywidgets as w
 from ..client import ImpiloClient
 from ..errors import APIConnectionError, APIError, APIStatusError, FieldError, ValidationError
 from ..ids import external_id, id_hazards
-from ..models import SEX_VALUES, Change, Patient, patient_changes
+from ..models import SEX_VALUES, Change, Patient, get_path, patient_changes, prune_empty_objects, set_path
 from ._snapshot import Snapshot
 
 __all__ = ["PatientForm", "PatientSearch"]
@@ -77,7 +77,7 @@ _SITE = [
     _Spec("site.phoneNumber", "Site phone"),
     *_address_specs("site.address", required=True),
 ]
-_OBJECTS = ("site.address", "address", "site")  # deepest first, for pruning empty ones
+_OBJECTS = ("address", "site", "site.address")  # have an error line of their own
 
 
 def _make_widget(spec: _Spec) -> w.ValueWidget:
@@ -89,29 +89,6 @@ def _make_widget(spec: _Spec) -> w.ValueWidget:
         # Three states: a patient may have no value at all, which must survive a round trip.
         return w.Dropdown(description=spec.label, options=_FLAG_OPTIONS, value=None, style=_STYLE)
     return w.Text(description=spec.label, style=_STYLE, layout=_WIDE)
-
-
-def _get(data: dict[str, Any] | None, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
-
-
-def _set(data: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        if not isinstance(data.get(part), dict):
-            data[part] = {}
-        data = data[part]
-    data[last] = value
-
-
-def _all_empty(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(_all_empty(v) for v in value.values())
-    return value is None
 
 
 class PatientForm(Snapshot, w.VBox):
@@ -213,10 +190,8 @@ class PatientForm(Snapshot, w.VBox):
             value = widget.value
             if isinstance(value, str) and not value.strip():
                 value = None
-            _set(record, path, value)
-        for path in _OBJECTS:  # an object whose parts are all empty is no object
-            if _all_empty(_get(record, path)):
-                _set(record, path, None)
+            set_path(record, path, value)
+        prune_empty_objects(record)
         record.pop("id", None)
         return record
 
@@ -239,7 +214,7 @@ class PatientForm(Snapshot, w.VBox):
         self._filling = True
         try:
             for path, widget in self.fields.items():
-                value = patient.date_of_birth if path == "dateOfBirth" else _get(data, path)
+                value = patient.date_of_birth if path == "dateOfBirth" else get_path(data, path)
                 if isinstance(widget, w.Text):
                     value = "" if value is None else str(value)
                 widget.value = value
