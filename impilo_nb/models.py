@@ -78,6 +78,9 @@ WEBHOOK_TYPES = (
     "reading.sleepMatDuration",
 )
 
+#: JSON-schema words for "required text": the OpenAPI document says what the API enforces.
+NON_BLANK = {"minLength": 1, "pattern": r"\S"}
+
 #: Dates of birth before this are refused as typos (e.g. 0975 for 1975).
 EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
 
@@ -263,8 +266,8 @@ class Patient(WireModel):
 
     id: int | None = None
     external_identifier: str | None = None
-    first_name: str
-    last_name: str
+    first_name: str = Field(json_schema_extra=NON_BLANK)
+    last_name: str = Field(json_schema_extra=NON_BLANK)
     date_of_birth: dt.date | None = None
     email: str | None = None
     phone_number: str | None = None
@@ -272,7 +275,9 @@ class Patient(WireModel):
     site: Site | None = None
     archived: bool | None = None
     enrolled: bool | None = None
-    sex: str | None = Field(default=None, json_schema_extra={"enum": list(SEX_VALUES)})
+    sex: str | None = Field(
+        default=None, json_schema_extra={"anyOf": [{"type": "string", "enum": list(SEX_VALUES)}, {"type": "null"}]}
+    )
 
     @field_validator("first_name", "last_name", mode="before")
     @classmethod
@@ -352,8 +357,8 @@ def patient_changes(old: Patient, new: Patient) -> list[Change]:
 class PatientPatch(Patient):
     """A partial change for PATCH: only the fields given are sent; names may be left out."""
 
-    first_name: str | None = None  # type: ignore[assignment]
-    last_name: str | None = None  # type: ignore[assignment]
+    first_name: str | None = Field(default=None, json_schema_extra=NON_BLANK)  # type: ignore[assignment]
+    last_name: str | None = Field(default=None, json_schema_extra=NON_BLANK)  # type: ignore[assignment]
 
 
 def parse_date(value: Any) -> dt.date | None:

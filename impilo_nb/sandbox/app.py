@@ -19,8 +19,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._constants import API_KEY_HEADER, MAX_PAGE_SIZE
@@ -44,6 +46,12 @@ __all__ = ["Fault", "SandboxProblem", "create_app"]
 
 API = "/api/v3"
 
+#: Ids are int64 (impilo-api.md §1); anything larger is refused with a 400, not passed to SQLite.
+MAX_ID = 2**63 - 1
+
+#: The largest page number whose offset still fits in 64 bits at the largest page size.
+MAX_PAGE = MAX_ID // MAX_PAGE_SIZE
+
 
 class SandboxProblem(Exception):
     """An API error to answer with the sandbox's error body."""
@@ -59,6 +67,36 @@ def problem_body(status: int, message: str, errors: list[FieldError] | None = No
     if errors:
         body["fieldErrors"] = [{"field": fe.field, "message": fe.message} for fe in errors]
     return body
+
+
+class ProblemFieldError(BaseModel):
+    field: str | None = None
+    message: str
+
+
+class Problem(BaseModel):
+    """The error body of every failed API request."""
+
+    status: int
+    error: str
+    message: str
+    fieldErrors: list[ProblemFieldError] | None = None  # noqa: N815 - the wire name
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+#: Documented on every API operation; 404 and 409 are added where they can happen.
+COMMON_ERRORS = {400: _problem("The request is not valid: see fieldErrors."), 401: _problem("Missing or wrong Impilo-API-Key.")}
+NOT_FOUND = {404: _problem("No such resource.")}
+CONFLICT = {409: _problem("Clashes with existing data (a duplicate externalIdentifier, an existing secret).")}
+
+
+class SecretBody(BaseModel):
+    """The secret as the API returns it (readable: the docs echo it back)."""
+
+    secret: str
 
 
 @dataclass
@@ -160,11 +198,13 @@ def _ids(values: list[str] | None, name: str) -> list[int]:
         for part in value.split(","):
             if part.strip():
                 try:
-                    result.append(int(part))
+                    number = int(part)
+                    if not 0 < number <= MAX_ID:
+                        raise ValueError
                 except ValueError:
-                    raise SandboxProblem(
-                        400, "Invalid query parameter.", [FieldError(name, f"Not a whole number: {part!r}.")]
-                    ) from None
+                    message = f"Not an id (a whole number from 1 to 2^63-1): {part!r}."
+                    raise SandboxProblem(400, "Invalid query parameter.", [FieldError(name, message)]) from None
+                result.append(number)
     return result
 
 
@@ -220,10 +260,10 @@ def create_app(
             dispatcher.publish("patient.updated", record)
         return record
 
-    patient_id_param = Path(alias="patientId", ge=1, description="The Impilo patient id.")
-    api = APIRouter(prefix=API, dependencies=[Depends(api_key_scheme)])
+    patient_id_param = Path(alias="patientId", ge=1, le=MAX_ID, description="The Impilo patient id.")
+    api = APIRouter(prefix=API, dependencies=[Depends(api_key_scheme)], responses=COMMON_ERRORS)
 
-    @api.post("/patient", status_code=201, response_model=Patient, tags=["patients"])
+    @api.post("/patient", status_code=201, response_model=Patient, tags=["patients"], responses=CONFLICT)
     def create_patient(patient: Patient) -> JSONResponse:
         data = known_fields(patient)
         try:
@@ -233,15 +273,15 @@ def create_app(
         dispatcher.publish("patient.created", record)
         return JSONResponse(record, 201)
 
-    @api.get("/patient/{patientId}", response_model=Patient, tags=["patients"])
+    @api.get("/patient/{patientId}", response_model=Patient, tags=["patients"], responses=NOT_FOUND)
     def get_patient(patient_id: int = patient_id_param) -> JSONResponse:
         return JSONResponse(load(patient_id))
 
-    @api.put("/patient/{patientId}", response_model=Patient, tags=["patients"])
+    @api.put("/patient/{patientId}", response_model=Patient, tags=["patients"], responses=NOT_FOUND | CONFLICT)
     def update_patient(patient: Patient, patient_id: int = patient_id_param) -> JSONResponse:
         return JSONResponse(save(patient_id, patient))
 
-    @api.patch("/patient/{patientId}", response_model=Patient, tags=["patients"])
+    @api.patch("/patient/{patientId}", response_model=Patient, tags=["patients"], responses=NOT_FOUND | CONFLICT)
     def patch_patient(changes: PatientPatch, patient_id: int = patient_id_param) -> JSONResponse:
         merged = {**load(patient_id), **changes.to_api(exclude_unset=True)}
         try:
@@ -252,7 +292,7 @@ def create_app(
 
     @api.get("/patient", response_model=Page[Patient], tags=["patients"])
     def list_patients(
-        page: int = Query(1, ge=1, description="1-based page number."),
+        page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based page number."),
         size: int = Query(15, ge=1, le=MAX_PAGE_SIZE),
         sort: Literal["firstName", "lastName", "patientId"] = "patientId",
         sort_descending: bool = Query(False, alias="sortDescending"),
@@ -292,7 +332,7 @@ def create_app(
             raise SandboxProblem(404, f"Webhook {webhook_id} not found.")
         return hook
 
-    webhook_id_param = Path(alias="webhookId", ge=1, description="The webhook id.")
+    webhook_id_param = Path(alias="webhookId", ge=1, le=MAX_ID, description="The webhook id.")
 
     @api.post("/webhook", response_model=Webhook, tags=["webhooks"])
     def create_webhook(webhook: Webhook) -> JSONResponse:
@@ -305,12 +345,12 @@ def create_app(
     # Declared before /webhook/{webhookId} so "logs" is not read as an id.
     @api.get("/webhook/logs", response_model=Page[WebhookLogEntry], tags=["webhooks"])
     def webhook_logs(
-        page: int = Query(1, ge=1),
+        page: int = Query(1, ge=1, le=MAX_PAGE),
         size: int = Query(15, ge=1, le=MAX_PAGE_SIZE),
         webhook_type: str | None = Query(None, alias="webhookType"),
-        retry_attempts_min: int | None = Query(None, alias="retryAttemptsMin", ge=0),
-        retry_attempts_max: int | None = Query(None, alias="retryAttemptsMax", ge=0),
-        last_response_status: int | None = Query(None, alias="lastResponseStatus"),
+        retry_attempts_min: int | None = Query(None, alias="retryAttemptsMin", ge=0, le=MAX_ID),
+        retry_attempts_max: int | None = Query(None, alias="retryAttemptsMax", ge=0, le=MAX_ID),
+        last_response_status: int | None = Query(None, alias="lastResponseStatus", ge=100, le=599),
         start_last_retry: datetime | None = Query(None, alias="startLastRetryTimestamp"),
         end_last_retry: datetime | None = Query(None, alias="endLastRetryTimestamp"),
         start: datetime | None = Query(None, alias="startTimestamp"),
@@ -329,11 +369,11 @@ def create_app(
         content, total = store.list_deliveries(query, page=page, size=size)
         return JSONResponse(_page(content, page, size, total))
 
-    @api.get("/webhook/{webhookId}", response_model=Webhook, tags=["webhooks"])
+    @api.get("/webhook/{webhookId}", response_model=Webhook, tags=["webhooks"], responses=NOT_FOUND)
     def get_webhook(webhook_id: int = webhook_id_param) -> JSONResponse:
         return JSONResponse(load_webhook(webhook_id))
 
-    @api.patch("/webhook/{webhookId}", response_model=Webhook, tags=["webhooks"])
+    @api.patch("/webhook/{webhookId}", response_model=Webhook, tags=["webhooks"], responses=NOT_FOUND)
     def change_webhook_url(change: WebhookUrlChange, webhook_id: int = webhook_id_param) -> JSONResponse:
         hook = load_webhook(webhook_id)
         if change.url == hook["url"]:
@@ -341,33 +381,47 @@ def create_app(
         store.set_webhook_url(webhook_id, change.url)
         return JSONResponse({**hook, "url": change.url})
 
-    @api.delete("/webhook/{webhookId}", status_code=204, tags=["webhooks"])
+    @api.delete("/webhook/{webhookId}", status_code=204, tags=["webhooks"], responses=NOT_FOUND)
     def delete_webhook(webhook_id: int = webhook_id_param) -> Response:
         if not store.delete_webhook(webhook_id):
             raise SandboxProblem(404, f"Webhook {webhook_id} not found.")
         return Response(status_code=204)
 
-    @api.post("/webhook-secret", response_model=WebhookSecret, tags=["webhooks"])
+    @api.post("/webhook-secret", response_model=SecretBody, tags=["webhooks"], responses=CONFLICT)
     def create_secret(secret: WebhookSecret) -> JSONResponse:
         if not store.create_secret(secret.secret.get_secret_value()):
             raise SandboxProblem(409, "A webhook secret already exists; DELETE /api/v3/webhook-secret first to replace it.")
         return JSONResponse(secret.to_api())
 
-    @api.get("/webhook-secret", response_model=WebhookSecret, tags=["webhooks"])
+    @api.get("/webhook-secret", response_model=SecretBody, tags=["webhooks"], responses=NOT_FOUND)
     def get_secret() -> JSONResponse:
         secret = store.get_secret()
         if secret is None:
             raise SandboxProblem(404, "No webhook secret is set.")
         return JSONResponse({"secret": secret})
 
-    @api.delete("/webhook-secret", status_code=204, tags=["webhooks"])
+    @api.delete("/webhook-secret", status_code=204, tags=["webhooks"], responses=NOT_FOUND)
     def delete_secret() -> Response:
         if not store.delete_secret():
             raise SandboxProblem(404, "No webhook secret is set.")
         return Response(status_code=204)
 
     app.include_router(api)
+    app.openapi = lambda: _openapi(app)
     return SandboxMiddleware(app, api_key=api_key, latency_ms=latency_ms, faults=faults or FaultQueue())
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, minus the 422 it lists by default: this API answers 400 instead."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _page(content: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
