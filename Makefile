@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAB_PORT ?= 8888
 SANDBOX_PORT ?= 8765
 
-.PHONY: lab test browser report sandbox notebooks lint clean
+.PHONY: lab test browser report reliability sandbox notebooks lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ browser:
 ## report: run every notebook against the sandbox and write reports/<name>.html (REPORT_ARGS="--mask --hide-code")
 report: $(STAMP)
 	$(BIN)/python -m impilo_nb report --out reports $(REPORT_ARGS)
+
+## reliability: the full reliability and security suite (fuzzing, SIGKILL faults, 60 s load, secrets) and its figures
+reliability: $(STAMP)
+	IMPILO_RELIABILITY=full $(BIN)/python -m pytest tests/reliability -p no:randomly -q $(PYTEST_ARGS)
 
 ## sandbox: the sandbox alone, in the foreground
 sandbox: $(STAMP)

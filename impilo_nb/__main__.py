@@ -13,7 +13,8 @@ from . import _constants as c
 from .errors import ImpiloError
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (its defaults are part of the contract: servers on loopback)."""
     parser = argparse.ArgumentParser(prog="python -m impilo_nb", description="impilo_nb command line tools.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -84,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--mask", action="store_true", help="mask names, emails, phones, dates of birth in outputs")
     report.set_defaults(run=_run_report)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except ImpiloError as exc:
