@@ -60,7 +60,7 @@ def test_sandbox_api_conforms_to_its_openapi(fuzz_sandbox, figures):
             try:
                 case.validate_response(response, checks=CHECKS)
             except Exception as exc:  # collect all, report at the end
-                failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:400]}")
+                failures.append(f"{case.operation.method.upper()} {case.operation.path}: {str(exc)[:400]}")
 
         run()
     figures["API cases fuzzed (schemathesis)"] = f"{cases} over {len(operations)} operations"
