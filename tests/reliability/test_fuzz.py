@@ -91,7 +91,8 @@ bodies = st.one_of(
         }
     ).map(lambda value: json.dumps(value).encode()),
 )
-header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+# Trimmed: requests itself refuses to send a header value with leading or trailing whitespace.
+header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(str.strip)
 headers = st.dictionaries(
     st.sampled_from(["Impilo-Webhook-Secret", "Content-Type", "X-Random", "Content-Encoding", "Accept"]),
     header_values,
