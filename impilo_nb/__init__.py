@@ -24,6 +24,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    UnexpectedResponseError,
     UnprocessableEntityError,
     ValidationError,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "RateLimitError",
     "Sandbox",
     "Site",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "ValidationError",
     "WEBHOOK_TYPES",

@@ -33,6 +33,7 @@ from .errors import (
     ConfigurationError,
     FieldError,
     NotFoundError,
+    UnexpectedResponseError,
     ValidationError,
     error_from_response,
 )
@@ -194,8 +195,9 @@ class ImpiloClient:
         try:
             return response.json()
         except ValueError:
-            raise APIConnectionError(
-                f"{method} {path} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}",
+            raise UnexpectedResponseError(
+                f"{method} {path} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}. "
+                "Is the base URL the API itself, not a web page or a proxy's login?",
                 method=method,
                 url=response.url,
             ) from None

@@ -6,6 +6,7 @@
     └── APIError                      a request to Impilo (or the sandbox) did not succeed
         ├── APIConnectionError        no HTTP answer: refused, reset, DNS, TLS
         │   └── APITimeoutError       the server did not answer within the timeout
+        ├── UnexpectedResponseError   a success status, but a body that is not the expected JSON
         └── APIStatusError            the server answered with a 4xx or 5xx status
             ├── BadRequestError           400
             ├── AuthenticationError       401
@@ -47,6 +48,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "UnexpectedResponseError",
     "UnprocessableEntityError",
     "ValidationError",
 ]
@@ -107,6 +109,11 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """The server did not answer within the client's timeout."""
+
+
+class UnexpectedResponseError(APIError):
+    """The server answered with a success status but a body that is not the expected JSON
+    (often an HTML page from a proxy or a login wall in front of the API)."""
 
 
 class APIStatusError(APIError):

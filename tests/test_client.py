@@ -296,3 +296,18 @@ def test_logs_frame_types_and_filters(client, sandbox):
     assert str(logs["createTimestamp"].dtype) == "datetime64[ns, UTC]" and str(logs["retryAttempts"].dtype) == "Int64"
     assert client.webhooks.logs(webhook_type="patient.updated").empty
     assert len(client.webhooks.logs(retryAttemptsMax=0)) == 300
+
+
+def test_a_success_status_with_a_web_page_is_an_unexpected_response():
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from impilo_nb.serving import BackgroundServer
+
+    portal = Starlette(routes=[Route("/api/v3/patient/1", lambda r: HTMLResponse("<html>Please log in</html>"))])
+    with BackgroundServer(portal) as server:
+        client = nb.ImpiloClient(base_url=server.url, api_key="k")
+        with pytest.raises(nb.UnexpectedResponseError) as caught:
+            client.patients.get(1)
+    assert "Please log in" in str(caught.value) and "base URL" in str(caught.value)
