@@ -279,9 +279,22 @@ class Patient(WireModel):
         default=None, json_schema_extra={"anyOf": [{"type": "string", "enum": list(SEX_VALUES)}, {"type": "null"}]}
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _names_from_a_server(cls, data: Any, info: ValidationInfo) -> Any:
+        # A record a server returns without names is shown with empty ones, not refused: one bad
+        # record must not make a whole listing unreadable.
+        if _is_lenient(info) and isinstance(data, dict):
+            for alias, name in (("firstName", "first_name"), ("lastName", "last_name")):
+                if data.get(alias) is None and data.get(name) is None:
+                    data = {**data, alias: ""}
+        return data
+
     @field_validator("first_name", "last_name", mode="before")
     @classmethod
-    def _name_present(cls, value: Any) -> Any:
+    def _name_present(cls, value: Any, info: ValidationInfo) -> Any:
+        if _is_lenient(info) and isinstance(value, str):
+            return value
         if value is None or (isinstance(value, str) and not value.strip()):
             raise _error("missing", "This field is required.")
         return value

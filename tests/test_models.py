@@ -172,3 +172,20 @@ def test_patient_changes_compares_nested_parts_and_ignores_id():
         "1 Elm Road",
         None,
     )
+
+
+def test_a_server_record_without_names_is_read_with_empty_names():
+    # One damaged record on a server must not make a whole listing fail to parse.
+    page = Page[Patient].from_api(
+        {
+            "content": [{"id": 1}, {"id": 2, "firstName": "A", "lastName": "B"}],
+            "page": 1,
+            "size": 15,
+            "total": 2,
+            "first": True,
+            "last": True,
+        }
+    )
+    assert (page.content[0].first_name, page.content[0].last_name) == ("", "")
+    with pytest.raises(ValidationError):
+        Patient.model_validate({"id": 1})  # what users send is still checked

@@ -275,3 +275,24 @@ def test_logs_page_and_filters(http, sandbox):
     assert http("GET", "/api/v3/webhook/logs", params={"endTimestamp": "2000-01-01T00:00:00Z"}).json()["total"] == 0
     assert http("GET", "/api/v3/webhook/logs", params={"startTimestamp": "2000-01-01T00:00:00Z"}).json()["total"] == 3
     assert http("GET", "/api/v3/webhook/logs", params={"size": 251}).status_code == 400
+
+
+def test_a_failed_create_leaves_no_empty_patient(tmp_path, monkeypatch):
+    from impilo_nb.sandbox.store import SandboxStore
+
+    store = SandboxStore(str(tmp_path / "s.db"))
+    real_execute = store._db.execute
+
+    class Crash(Exception):
+        pass
+
+    def crash_on_update(sql, *args):
+        if sql.startswith("UPDATE patients"):
+            raise Crash  # as if the process died between the two statements
+        return real_execute(sql, *args)
+
+    store._db = type("Db", (), {"execute": staticmethod(crash_on_update)})()
+    with pytest.raises(Crash):
+        store.create_patient({"firstName": "A", "lastName": "B"})
+    store._db = type("Db", (), {"execute": staticmethod(real_execute)})()
+    assert store.list_patients(nb.sandbox.store.PatientQuery(), page=1, size=10) == ([], 0)

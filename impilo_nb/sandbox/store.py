@@ -6,10 +6,11 @@ One connection behind a lock: the sandbox is for one analyst, so simplicity beat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -203,15 +204,29 @@ class SandboxStore:
             self._db.close()
 
     def create_patient(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Store a new patient (``data`` without id); return it with its id."""
-        with self._lock:
+        """Store a new patient (``data`` without id); return it with its id.
+
+        One transaction: the row is written with its id inside its JSON, and a crash between the
+        two statements must not leave an empty patient behind (the fault suite found one).
+        """
+        with self._lock, self._transaction():
             self._check_unique(data.get("externalIdentifier"), None)
             cursor = self._db.execute(
                 "INSERT INTO patients (external_identifier, data) VALUES (?, '{}')", (data.get("externalIdentifier"),)
             )
             record = {"id": cursor.lastrowid, **{k: v for k, v in data.items() if k != "id"}}
             self._db.execute("UPDATE patients SET data = ? WHERE id = ?", (json.dumps(record), record["id"]))
-            return record
+        return record
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def get_patient(self, patient_id: int) -> dict[str, Any] | None:
         with self._lock:
