@@ -316,25 +316,19 @@ class SandboxStore:
         sends the same bytes and the same event id.
         """
         now = utc_now_iso()
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                event_id = self._db.execute(
-                    "INSERT INTO events (type, payload, created_at) VALUES (?, ?, ?)", (type_, json.dumps(payload), now)
+        with self._lock, self._transaction():
+            event_id = self._db.execute(
+                "INSERT INTO events (type, payload, created_at) VALUES (?, ?, ?)", (type_, json.dumps(payload), now)
+            ).lastrowid
+            body = json.dumps({"id": event_id, "type": type_, "payload": payload})
+            delivery_ids = [
+                self._db.execute(
+                    "INSERT INTO deliveries (event_id, webhook_id, webhook_type, webhook_url, body, created_at,"
+                    " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (event_id, hook["id"], type_, hook["url"], body, now, due),
                 ).lastrowid
-                body = json.dumps({"id": event_id, "type": type_, "payload": payload})
-                delivery_ids = [
-                    self._db.execute(
-                        "INSERT INTO deliveries (event_id, webhook_id, webhook_type, webhook_url, body, created_at,"
-                        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (event_id, hook["id"], type_, hook["url"], body, now, due),
-                    ).lastrowid
-                    for hook in self.list_webhooks(type_)
-                ]
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                for hook in self.list_webhooks(type_)
+            ]
         return event_id, delivery_ids
 
     def pending_deliveries(self) -> list[tuple[int, float]]:
@@ -354,23 +348,17 @@ class SandboxStore:
     ) -> None:
         """Write one attempt's outcome and what happens next."""
         now = utc_now_iso()
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, response_status, error)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (delivery_id, attempt, now, status, error),
-                )
-                self._db.execute(
-                    "UPDATE deliveries SET attempts = ?, last_response_status = ?, last_error = ?, state = ?,"
-                    " next_attempt_at = ?, last_retry_at = CASE WHEN ? > 1 THEN ? ELSE last_retry_at END WHERE id = ?",
-                    (attempt, status, error, state, next_attempt_at, attempt, now, delivery_id),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, response_status, error)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (delivery_id, attempt, now, status, error),
+            )
+            self._db.execute(
+                "UPDATE deliveries SET attempts = ?, last_response_status = ?, last_error = ?, state = ?,"
+                " next_attempt_at = ?, last_retry_at = CASE WHEN ? > 1 THEN ? ELSE last_retry_at END WHERE id = ?",
+                (attempt, status, error, state, next_attempt_at, attempt, now, delivery_id),
+            )
 
     def list_deliveries(self, query: DeliveryQuery, *, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
         """One page of delivery log entries in the API's shape (newest first), and the total."""
