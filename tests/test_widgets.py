@@ -423,6 +423,23 @@ def test_log_view_shows_a_new_event_within_a_second(event_log):
         view.close()
 
 
+def test_log_view_redraws_the_timeline_at_most_every_interval_but_never_leaves_it_behind(event_log):
+    view = WebhookLogView(event_log, refresh_interval=0.1, timeline_interval=1.5)
+    try:
+        first = view.timeline.value
+        deliver(event_log, 1)
+        deadline = time.monotonic() + 1.0
+        while "1 event " not in view.counts.value and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "1 event " in view.counts.value and view.timeline.value == first  # table now, picture later
+        deadline = time.monotonic() + 5.0
+        while view.timeline.value == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert view.timeline.value != first  # drawn once due, with no further event to prompt it
+    finally:
+        view.close()
+
+
 def test_log_view_refresh_button_and_live_off(event_log):
     view = WebhookLogView(event_log, live=False)
     deliver(event_log, 1)

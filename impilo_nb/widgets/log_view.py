@@ -3,7 +3,10 @@
 Newest first; filter by type and by free text (matched in any column, payload included);
 per-type counts; a timeline of events per minute by type; the selected event's JSON. While
 ``live`` is on, a background thread re-reads the log when it changes (checked every
-``refresh_interval`` seconds), so a new delivery shows within a second.
+``refresh_interval`` seconds), so a new delivery shows within a second. The view shares the
+kernel with any receiver running in it, so it backs off on big logs: it waits at least twice
+as long as its last refresh took, and redraws the timeline at most every
+``TIMELINE_MIN_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import html
 import io
 import json
 import threading
+import time
 
 import ipywidgets as w
 import pandas as pd
@@ -25,6 +29,9 @@ ALL_TYPES = "(all types)"
 
 #: Seconds between checks for new events while live.
 DEFAULT_REFRESH_INTERVAL = 0.5
+
+#: Seconds between timeline redraws while live (a redraw is the costliest part of a refresh).
+TIMELINE_MIN_INTERVAL = 5.0
 
 #: Rows shown in the table; the filters narrow the rest.
 DEFAULT_MAX_ROWS = 50
@@ -42,6 +49,7 @@ class WebhookLogView(Snapshot, w.VBox):
         *,
         live: bool = True,
         refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+        timeline_interval: float = TIMELINE_MIN_INTERVAL,
         max_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
         if not isinstance(log, EventLog):
@@ -50,6 +58,7 @@ class WebhookLogView(Snapshot, w.VBox):
         self.event_log = log  # not `.log`: every widget already has a `log` (its logger)
         self.max_rows = max_rows
         self.refresh_interval = refresh_interval
+        self.timeline_interval = timeline_interval
         self.frame = pd.DataFrame()  # what the table shows, after the filters
 
         self.type_filter = w.Dropdown(options=[ALL_TYPES], value=ALL_TYPES, description="Type")
@@ -76,6 +85,8 @@ class WebhookLogView(Snapshot, w.VBox):
 
         self._seen_version: tuple | None = None
         self._plotted_version: tuple | None = None
+        self._plotted_at = 0.0
+        self._refresh_seconds = 0.0
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self.refresh(force_plot=True)
@@ -97,6 +108,7 @@ class WebhookLogView(Snapshot, w.VBox):
 
     def refresh(self, *, force_plot: bool = False) -> None:
         """Re-read the log and redraw counts, table, event list and (if the log changed) timeline."""
+        started = time.monotonic()
         with self._lock:
             version = self.event_log.version()
             full = self.event_log.frame()
@@ -112,10 +124,11 @@ class WebhookLogView(Snapshot, w.VBox):
             self.counts.value = _counts_html(full, len(self.frame))
             self.table.value = _table_html(self.frame.head(self.max_rows))
             self._update_picker()
-            if force_plot or version != self._plotted_version:
+            if force_plot or (version != self._plotted_version and self._timeline_due()):
                 self.timeline.value = _timeline_png(self.event_log)
-                self._plotted_version = version
+                self._plotted_version, self._plotted_at = version, time.monotonic()
             self._seen_version = version
+        self._refresh_seconds = time.monotonic() - started
 
     def _update_type_options(self, frame: pd.DataFrame) -> None:
         types = sorted(frame["type"].dropna().unique()) if not frame.empty else []
@@ -159,12 +172,17 @@ class WebhookLogView(Snapshot, w.VBox):
         self._thread = threading.Thread(target=self._poll, name="impilo-log-view", daemon=True)
         self._thread.start()
 
+    def _timeline_due(self) -> bool:
+        return time.monotonic() - self._plotted_at >= self.timeline_interval
+
     def _poll(self) -> None:
-        while not self._stop.wait(self.refresh_interval):
+        while not self._stop.wait(max(self.refresh_interval, 2 * self._refresh_seconds)):
             if not self.live.value:
                 return
             try:
-                if self.event_log.version() != self._seen_version:
+                version = self.event_log.version()
+                # Also when only the timeline lags behind: a last event must not stay undrawn.
+                if version != self._seen_version or (version != self._plotted_version and self._timeline_due()):
                     self.refresh()
             except Exception:  # the log was closed under us: stop watching rather than spin
                 return
