@@ -63,8 +63,18 @@ class Lab:
             "JUPYTERLAB_WORKSPACES_DIR": str(folders["workspaces"]),
         }
         if disable_widgets:  # to prove the tests notice a missing widgets front end
+            # --level=user writes into this Lab's temporary JUPYTER_CONFIG_DIR; the default level
+            # (sys_prefix) would disable widgets in the developer's own .venv for good.
             subprocess.run(
-                [sys.executable, "-m", "jupyter", "labextension", "disable", "@jupyter-widgets/jupyterlab-manager"],
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter",
+                    "labextension",
+                    "disable",
+                    "--level=user",
+                    "@jupyter-widgets/jupyterlab-manager",
+                ],
                 env=self.env,
                 check=True,
                 capture_output=True,
