@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,7 +37,17 @@ from .errors import (
     ValidationError,
     error_from_response,
 )
-from .models import Page, Patient, PatientPatch, Webhook, WebhookLogEntry, WebhookSecret, WebhookUrlChange
+from .models import (
+    HEADER_SAFE_RULE,
+    Page,
+    Patient,
+    PatientPatch,
+    Webhook,
+    WebhookLogEntry,
+    WebhookSecret,
+    WebhookUrlChange,
+    header_safe,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -381,22 +391,24 @@ class Patients:
         sort_descending.
         """
         query_params(filters, PATIENT_FILTERS)  # fail now, not at the first next()
-        return self._iterate(size, filters)
-
-    def _iterate(self, size: int, filters: dict[str, Any]) -> Iterator[Patient]:
-        number = 1
-        while True:
-            page = self.page(page=number, size=size, **filters)
-            yield from page.content
-            if page.last or not page.content:
-                return
-            number += 1
+        return _every_page(lambda number: self.page(page=number, size=size, **filters))
 
     def frame(self, **filters: Any) -> pd.DataFrame:
         """The matching patients as a DataFrame: camelCase columns, nested fields as ``address.city``."""
         from .frames import patient_frame
 
         return patient_frame(self.list(**filters))
+
+
+def _every_page(fetch: Callable[[int], Page[Any]]) -> Iterator[Any]:
+    """The items of page 1, 2, ... as ``fetch(number)`` returns them, until the last page."""
+    number = 1
+    while True:
+        page = fetch(number)
+        yield from page.content
+        if page.last or not page.content:
+            return
+        number += 1
 
 
 def _check_sort(params: dict[str, Any]) -> None:
@@ -467,16 +479,14 @@ class Webhooks:
     def log_entries(self, **filters: Any) -> Iterator[WebhookLogEntry]:
         """Every delivery-log entry matching the filters, page after page (newest first)."""
         params = query_params(filters, WEBHOOK_LOG_FILTERS)
-        number = 1
-        while True:
+
+        def fetch(number: int) -> Page[WebhookLogEntry]:
             data = self._client.request_json(
                 "GET", f"{self.PATH}/logs", params={**params, "page": number, "size": c.MAX_PAGE_SIZE}
             )
-            page = Page[WebhookLogEntry].from_api(data)
-            yield from page.content
-            if page.last or not page.content:
-                return
-            number += 1
+            return Page[WebhookLogEntry].from_api(data)
+
+        return _every_page(fetch)
 
     def logs(self, **filters: Any) -> pd.DataFrame:
         """The delivery log as a DataFrame, one row per delivery (newest first).
@@ -502,10 +512,8 @@ class WebhookSecretResource:
         """Set the secret. With ``replace=True`` an existing one is deleted first (rotation);
         otherwise an existing secret raises ``ConflictError``.
         """
-        if not isinstance(secret, str) or not secret or not secret.isascii() or not secret.isprintable():
-            raise ValidationError(
-                "WebhookSecret", [FieldError("secret", "Must be non-empty printable ASCII (it travels in an HTTP header).")]
-            )
+        if not header_safe(secret):
+            raise ValidationError("WebhookSecret", [FieldError("secret", HEADER_SAFE_RULE)])
         if replace:
             self.delete()
         data = self._client.request_json("POST", self.PATH, json={"secret": secret})

@@ -42,6 +42,7 @@ __all__ = [
     "field_errors",
     "flatten_record",
     "get_path",
+    "header_safe",
     "patient_changes",
     "prune_empty_objects",
     "set_path",
@@ -454,6 +455,15 @@ class WebhookUrlChange(WireModel):
         return check_http_url(value)
 
 
+def header_safe(secret: Any) -> bool:
+    """Whether a webhook secret can travel in an HTTP header: non-empty printable ASCII."""
+    return isinstance(secret, str) and bool(secret.strip()) and secret.isascii() and secret.isprintable()
+
+
+#: What to tell someone whose secret is not ``header_safe``.
+HEADER_SAFE_RULE = "Must be non-empty printable ASCII (it travels in an HTTP header)."
+
+
 class WebhookSecret(WireModel):
     """The account's webhook secret; shown as ``**********`` in reprs and logs."""
 
@@ -464,6 +474,8 @@ class WebhookSecret(WireModel):
     def _not_blank(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             raise _error("missing", "This field is required.")
+        if isinstance(value, str) and not header_safe(value):
+            raise _error("secret_unsafe", HEADER_SAFE_RULE)
         return value
 
     def to_api(self, **kwargs: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from ._constants import DEFAULT_HOST, WEBHOOK_SECRET_HEADER
 from .errors import ConfigurationError
 from .eventlog import EventLog, InvalidDelivery
+from .models import HEADER_SAFE_RULE, header_safe
 from .serving import BackgroundServer
 
 __all__ = ["DEFAULT_PATH", "MAX_BODY_BYTES", "WebhookReceiver", "receiver_app"]
@@ -41,10 +42,8 @@ MAX_BODY_BYTES = 1024 * 1024
 def _check_secret(secret: str | None) -> bytes | None:
     if secret is None:
         return None
-    if not isinstance(secret, str) or not secret or not secret.isascii() or not secret.isprintable():
-        raise ConfigurationError(
-            "The webhook secret must be a non-empty string of printable ASCII (it travels in an HTTP header)."
-        )
+    if not header_safe(secret):
+        raise ConfigurationError(f"The webhook secret: {HEADER_SAFE_RULE}")
     return secret.encode("ascii")
 
 

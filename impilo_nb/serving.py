@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 import threading
+import time
 from typing import Any
 
 import uvicorn
@@ -81,18 +82,19 @@ class BackgroundServer:
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"impilo-{self.name}", daemon=True)
         self._server, self._thread = server, thread
         thread.start()
-        # uvicorn sets .started once the socket is being served.
-        deadline = threading.Event()
-        waited = 0.0
-        while not server.started:
-            if not thread.is_alive():
-                sock.close()
-                raise ConfigurationError(f"{self.name} stopped while starting; see the log above.")
-            if waited >= START_TIMEOUT:
-                raise ConfigurationError(f"{self.name} did not start within {START_TIMEOUT:g}s.")
-            deadline.wait(0.01)
-            waited += 0.01
         self._socket = sock
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started:  # uvicorn sets it once the socket is being served
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                sock.close()
+                reason = (
+                    "stopped while starting; see the log above"
+                    if not thread.is_alive()
+                    else f"did not start within {START_TIMEOUT:g}s"
+                )
+                raise ConfigurationError(f"{self.name} {reason}.")
+            time.sleep(0.01)
 
     def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, and wait for the thread."""
