@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from ._constants import DEFAULT_POOL_SIZE
-from .client import ImpiloClient
+from .client import ImpiloClient, decode_json
 from .errors import APIError, APIStatusError, ConflictError, FieldError, ValidationError
 from .models import Patient, patient_changes, prune_empty_objects, set_path
 
@@ -244,7 +244,7 @@ def _write(client: ImpiloClient, action: str, patient: Patient, current: Patient
     try:
         if action == "create":
             try:
-                response = client.request("POST", client.patients.PATH, json=patient.to_api(exclude_none=True))
+                response = client.patients.send_create(patient)
             except ConflictError:
                 # Someone (or an interrupted earlier run) created it since the lookup: update it instead.
                 existing = client.patients.find_by_external_id(patient.external_identifier)
@@ -254,9 +254,8 @@ def _write(client: ImpiloClient, action: str, patient: Patient, current: Patient
                     return _Outcome("unchanged", patient_id=existing.id, latency_ms=_ms(started))
                 action, current = "update", existing
         if action == "update":
-            body = patient.to_api() | {"id": current.id}
-            response = client.request("PUT", f"{client.patients.PATH}/{current.id}", json=body)
-        stored = Patient.from_api(response.json())
+            response = client.patients.send_update(current.id, patient)
+        stored = Patient.from_api(decode_json(response))
     except APIError as exc:
         return _Outcome(
             "failed",

@@ -199,18 +199,23 @@ class ImpiloClient:
 
     def request_json(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
         """Like ``request`` but return the decoded JSON body (None for an empty body)."""
-        response = self.request(method, path, params=params, json=json)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise UnexpectedResponseError(
-                f"{method} {path} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}. "
-                "Is the base URL the API itself, not a web page or a proxy's login?",
-                method=method,
-                url=response.url,
-            ) from None
+        return decode_json(self.request(method, path, params=params, json=json))
+
+
+def decode_json(response: requests.Response) -> Any:
+    """A successful response's JSON body (None when empty); ``UnexpectedResponseError`` if not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise UnexpectedResponseError(
+            f"{request.method} {request.path_url} answered {response.status_code} with a body that is not JSON: "
+            f"{response.text[:200]!r}. Is the base URL the API itself, not a web page or a proxy's login?",
+            method=request.method,
+            url=response.url,
+        ) from None
 
 
 def _connection_error(exc: requests.exceptions.RequestException, method: str, url: str, timeout: float) -> APIConnectionError:
@@ -339,9 +344,14 @@ class Patients:
         bad record raises ``ValidationError`` and nothing is sent. A duplicate external
         identifier raises ``ConflictError``.
         """
-        body = _as_patient(patient).to_api(exclude_none=True)
+        return Patient.from_api(decode_json(self.send_create(_as_patient(patient))))
+
+    def send_create(self, patient: Patient) -> requests.Response:
+        """POST an already validated patient and return the raw response (for callers that
+        report status and attempts, like the bulk importer)."""
+        body = patient.to_api(exclude_none=True)
         body.pop("id", None)  # assigned by the server; the current API refuses it on create
-        return Patient.from_api(self._client.request_json("POST", self.PATH, json=body))
+        return self._client.request("POST", self.PATH, json=body)
 
     def get(self, patient_id: int) -> Patient:
         """The patient with this Impilo id; ``NotFoundError`` when there is none."""
@@ -350,10 +360,12 @@ class Patients:
 
     def update(self, patient_id: int, patient: Patient | Mapping[str, Any]) -> Patient:
         """Replace the whole record (PUT): fields left out become empty."""
-        patient_id = check_id(patient_id, "patientId")
-        body = _as_patient(patient).to_api()
-        body["id"] = patient_id
-        return Patient.from_api(self._client.request_json("PUT", f"{self.PATH}/{patient_id}", json=body))
+        return Patient.from_api(decode_json(self.send_update(check_id(patient_id, "patientId"), _as_patient(patient))))
+
+    def send_update(self, patient_id: int, patient: Patient) -> requests.Response:
+        """PUT an already validated patient and return the raw response (see ``send_create``)."""
+        body = patient.to_api() | {"id": patient_id}
+        return self._client.request("PUT", f"{self.PATH}/{patient_id}", json=body)
 
     def patch(self, patient_id: int, changes: PatientPatch | Mapping[str, Any]) -> Patient:
         """Change only the fields given (PATCH), e.g. ``{"email": "new@example.org"}``."""

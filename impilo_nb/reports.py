@@ -22,7 +22,7 @@ import copy
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 from . import _constants as c
 from .errors import FieldError, ImpiloError, ValidationError
 
-__all__ = ["ReportError", "build_report", "build_reports", "external_loads", "mask_personal_data"]
+__all__ = ["ReportError", "build_report", "external_loads", "mask_personal_data"]
 
 #: Column (or field) names whose values are personal data; matched on the last dotted part,
 #: so ``payload.firstName`` and ``address.lineOne`` are covered too.
@@ -238,7 +238,8 @@ def _static_widgets(notebook: Any) -> Any:
                 del data["application/vnd.jupyter.widget-view+json"]
                 if "text/html" not in data:  # a widget without a snapshot (e.g. a progress bar)
                     data.pop("text/plain", None)
-        cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") not in ("display_data",) or o.get("data")]
+        # A display left with no data (a progress bar's) would render as an empty box.
+        cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") != "display_data" or o.get("data")]
     return notebook
 
 
@@ -315,13 +316,6 @@ def build_report(
     html_path = out / f"{source.stem}.html"
     html_path.write_text(to_offline_html(result, hide_code=hide_code), encoding="utf-8")
     return Report(source, html_path)
-
-
-def build_reports(
-    notebooks: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str] = "reports", **options: Any
-) -> list[Report]:
-    """``build_report`` for each notebook, in order; stops at the first that fails."""
-    return [build_report(path, out_dir, **options) for path in notebooks]
 
 
 class _report_environment:
