@@ -44,7 +44,6 @@ from .models import (
     patient_changes,
 )
 from .receiver import WebhookReceiver
-from .sandbox import Sandbox
 
 __all__ = [
     "APIConnectionError",
@@ -94,9 +93,17 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # ipywidgets is heavy and needs a front end; load nb.widgets only when it is used.
-    if name == "widgets":
-        import importlib
+    # Loaded on first use: ipywidgets needs a front end, and the sandbox (FastAPI) is only for
+    # those who run one; design.md keeps the sandbox out of the package's import graph.
+    import importlib
 
+    if name == "widgets":
         return importlib.import_module(".widgets", __name__)
+    if name == "Sandbox":
+        return importlib.import_module(".sandbox", __name__).Sandbox
     raise AttributeError(f"module 'impilo_nb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazily loaded names too, so tab completion in a notebook offers them.
+    return sorted({*globals(), "Sandbox", "widgets"})
