@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._constants import API_KEY_HEADER, MAX_PAGE_SIZE
 from .._version import __version__
-from ..errors import FieldError
+from ..errors import FieldError, ValidationError
 from ..models import (
     Page,
     Patient,
@@ -286,8 +286,8 @@ def create_app(
         merged = {**load(patient_id), **changes.to_api(exclude_unset=True)}
         try:
             patient = Patient.model_validate(merged)
-        except Exception as exc:  # impilo_nb ValidationError: the merged record is not valid
-            raise SandboxProblem(400, "Validation failed.", getattr(exc, "field_errors", None)) from None
+        except ValidationError as exc:  # the change is fine alone, the merged record is not
+            raise SandboxProblem(400, "Validation failed.", exc.field_errors) from None
         return JSONResponse(save(patient_id, patient))
 
     @api.get("/patient", response_model=Page[Patient], tags=["patients"])
