@@ -16,7 +16,11 @@ _sandbox = None
 
 
 def connect(
-    base_url: str | None = None, *, timeout: float = c.DEFAULT_TIMEOUT, max_retries: int = c.DEFAULT_MAX_RETRIES
+    base_url: str | None = None,
+    *,
+    timeout: float = c.DEFAULT_TIMEOUT,
+    max_retries: int = c.DEFAULT_MAX_RETRIES,
+    allow_insecure_http: bool = False,
 ) -> ImpiloClient:
     """A client for ``base_url`` or ``$IMPILO_BASE_URL`` when either is set, else for an embedded sandbox.
 
@@ -29,7 +33,9 @@ def connect(
     process instead, and a real deployment sets it to ``https://app.impiloplatform.com``.
     """
     if base_url or os.environ.get(c.ENV_BASE_URL):
-        return ImpiloClient(base_url=base_url, timeout=timeout, max_retries=max_retries)
+        return ImpiloClient(
+            base_url=base_url, timeout=timeout, max_retries=max_retries, allow_insecure_http=allow_insecure_http
+        )
     sandbox = embedded_sandbox()
     return ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, timeout=timeout, max_retries=max_retries)
 

@@ -9,23 +9,22 @@ repr, a log line or an error text.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import operator
 import os
-import random
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError, SSLError
 
 from . import _constants as c
+from . import transport
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -33,9 +32,11 @@ from .errors import (
     ConfigurationError,
     FieldError,
     NotFoundError,
+    RedirectError,
     UnexpectedResponseError,
     ValidationError,
     error_from_response,
+    register_secret,
 )
 from .models import (
     HEADER_SAFE_RULE,
@@ -46,6 +47,7 @@ from .models import (
     WebhookLogEntry,
     WebhookSecret,
     WebhookUrlChange,
+    WireModel,
     header_safe,
 )
 
@@ -56,32 +58,36 @@ __all__ = ["ImpiloClient", "Patients", "WebhookSecretResource", "Webhooks"]
 
 log = logging.getLogger("impilo_nb")
 
-#: Methods that may be retried after a response was possibly lost: repeating them cannot do
-#: more than the first attempt (PUT replaces, PATCH sets fields, DELETE is final).
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+#: Redirects followed (within the API's origin) before giving up.
+MAX_REDIRECTS = 5
 
-#: Statuses worth retrying for idempotent methods: the request may simply be repeated.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Path prefixes people paste with the base URL; the client adds ``/api/v3`` itself.
+API_PREFIXES = ("/api/v3", "/api")
 
-#: Statuses worth retrying even for POST: both say the server refused the request *before*
-#: acting on it (rate limited, or not accepting work), so a retry cannot create a duplicate.
-#: A 502/504 from a gateway may hide a request that did reach the API, so POST stops there.
-RETRY_STATUSES_POST = frozenset({429, 503})
+M = TypeVar("M", bound=WireModel)
 
 
 class ImpiloClient:
     """A connection to the Impilo v3 API (or the embedded sandbox).
 
     Args:
-        base_url: e.g. ``https://app.impiloplatform.com``; default ``$IMPILO_BASE_URL``.
-        api_key: sent as ``Impilo-API-Key``; default ``$IMPILO_API_KEY``.
+        base_url: e.g. ``https://app.impiloplatform.com``; default ``$IMPILO_BASE_URL``. A
+            trailing ``/api/v3`` (or ``/api``) is accepted and dropped.
+        api_key: sent as ``Impilo-API-Key``, only ever to ``base_url``'s origin; default
+            ``$IMPILO_API_KEY``.
         timeout: seconds to wait to connect and for each read.
         max_retries: retries after a connection error or a 429/502/503/504, with exponential
-            backoff and jitter, honouring ``Retry-After``. POST is retried only when it surely
-            did not reach the server (connection refused, connect timeout) or on 429/503.
+            backoff and jitter, honouring ``Retry-After`` (see ``impilo_nb.transport`` for the
+            rule that keeps a retried POST from creating a patient twice).
+        session: a ``requests.Session`` to send through (for tests, proxies, certificates);
+            by default one whose adapter retries as above. An injected session is used as it is:
+            mount ``transport.new_session``'s adapter on it for the same retries.
+        allow_insecure_http: plain ``http://`` is refused for any host but this machine, since
+            the key and patient data would cross the network unencrypted; True allows it.
 
     Raises:
-        ConfigurationError: no base URL or API key was given by any means.
+        ConfigurationError: a setting is missing or unusable (the message says which and why,
+            and never shows the key).
     """
 
     def __init__(
@@ -91,44 +97,30 @@ class ImpiloClient:
         *,
         timeout: float = c.DEFAULT_TIMEOUT,
         max_retries: int = c.DEFAULT_MAX_RETRIES,
+        session: requests.Session | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
-        base_url = base_url or os.environ.get(c.ENV_BASE_URL)
-        api_key = api_key or os.environ.get(c.ENV_API_KEY)
-        if not base_url:
-            raise ConfigurationError(
-                f"No Impilo base URL: pass base_url=..., set {c.ENV_BASE_URL} "
-                "(e.g. https://app.impiloplatform.com), or call impilo_nb.connect() for the embedded sandbox."
-            )
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigurationError(f"base_url must be an http(s) URL such as https://app.impiloplatform.com, got {base_url!r}.")
-        if not api_key:
-            raise ConfigurationError(
-                f"No Impilo API key: pass api_key=..., or set {c.ENV_API_KEY}. "
-                "Keys are issued in the Impilo customer portal; the embedded sandbox's key is 'sandbox-key'."
-            )
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
+        self.base_url = _check_base_url(base_url or os.environ.get(c.ENV_BASE_URL), allow_insecure_http)
+        self._api_key = _check_api_key(api_key or os.environ.get(c.ENV_API_KEY))
+        register_secret(self._api_key)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-        if not isinstance(max_retries, int) or max_retries < 0:
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}.")
-        self.base_url = base_url.rstrip("/")
+        if session is not None and not isinstance(session, requests.Session):
+            raise ConfigurationError(f"session must be a requests.Session, got {type(session).__name__}.")
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self._origin = transport.origin(self.base_url)
         #: Monotonic time before which no request is sent: set by a 429's Retry-After, so every
         #: thread sharing this client slows down together instead of each hammering the limit.
         self._paused_until = 0.0
         self._pause_lock = threading.Lock()
-        self.timeout = float(timeout)
-        self.max_retries = max_retries
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=c.DEFAULT_POOL_SIZE, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update(
-            {
-                c.API_KEY_HEADER: api_key,
-                "Accept": "application/json",
-                "User-Agent": f"impilo_nb/{__version__} python-requests/{requests.__version__}",
-            }
-        )
+        self._session = session or transport.new_session(max_retries=max_retries, on_rate_limit=self._pause)
+        self.headers = {
+            "Accept": "application/json",
+            "User-Agent": f"impilo_nb/{__version__} python-requests/{requests.__version__}",
+        }
         self.patients = Patients(self)
         self.webhooks = Webhooks(self)
         self.webhook_secret = WebhookSecretResource(self)
@@ -149,44 +141,75 @@ class ImpiloClient:
     # -- transport -----------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: Any = None, json: Any = None) -> requests.Response:
-        """Send one API request with retries; return the successful response or raise.
+        """Send one API request (retried as the transport's policy allows); return the
+        successful response or raise.
 
-        ``path`` is relative to the base URL (``/api/v3/patient``).
+        ``path`` is relative to the base URL (``/api/v3/patient``). Redirects are followed
+        only within the API's origin, and a write only when the method survives (307/308);
+        anything else is a ``RedirectError`` naming the target.
         """
         method = method.upper()
         url = self.base_url + path
-        attempt = 0
-        while True:
-            self._wait_if_paused()
-            try:
-                response = self._session.request(method, url, params=params, json=json, timeout=self.timeout)
-            except requests.exceptions.RequestException as exc:
-                error = _connection_error(exc, method, url, self.timeout)
-                if attempt < self.max_retries and _retryable_failure(method, exc):
-                    delay = _backoff(attempt)
-                    log.info("%s %s failed (%s); retry %d in %.2fs", method, path, error.message, attempt + 1, delay)
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
-                raise error from exc
-            if response.status_code < 400:
-                response.attempts = attempt + 1  # type: ignore[attr-defined]  # read by bulk results
-                return response
-            statuses = RETRY_STATUSES if method in IDEMPOTENT_METHODS else RETRY_STATUSES_POST
-            retry_after = _retry_after(response)
-            if response.status_code == 429 and retry_after is not None and retry_after <= c.MAX_RETRY_AFTER:
-                self._pause(retry_after)
-            if attempt < self.max_retries and response.status_code in statuses:
-                delay = retry_after if retry_after is not None else _backoff(attempt)
-                if delay <= c.MAX_RETRY_AFTER:
-                    log.info("%s %s got %d; retry %d in %.2fs", method, path, response.status_code, attempt + 1, delay)
-                    response.close()
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
-            error = error_from_response(response)
-            error.attempts = attempt + 1  # type: ignore[attr-defined]
-            raise error
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send(method, url, params=params, json=json)
+            if not response.is_redirect:
+                break
+            url, params = self._redirect_target(method, url, response), None
+        else:
+            raise RedirectError(
+                f"{method} {self.base_url + path} was redirected more than {MAX_REDIRECTS} times; last to {url}.",
+                status_code=response.status_code,
+                location=url,
+                method=method,
+                url=self.base_url + path,
+            )
+        if response.status_code >= 400:
+            raise error_from_response(response, attempts=transport.attempts(response))
+        if not 200 <= response.status_code < 300:  # a 1xx as final answer, a 304, a 3xx without Location
+            raise UnexpectedResponseError(
+                f"{method} {response.url} answered {response.status_code} {response.reason or ''}".rstrip()
+                + "; expected a 2xx answer. Is the base URL the API itself?" + _maybe_written(method),
+                method=method,
+                url=response.url,
+            )
+        return response
+
+    def _send(self, method: str, url: str, *, params: Any, json: Any) -> requests.Response:
+        self._wait_if_paused()
+        headers = {**self.headers, c.API_KEY_HEADER: self._api_key}
+        try:
+            return self._session.request(
+                method, url, params=params, json=json, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.exceptions.RequestException as exc:
+            raise _connection_error(exc, method, url, self.timeout) from None
+
+    def _redirect_target(self, method: str, url: str, response: requests.Response) -> str:
+        """Where a redirect may be followed to, or a ``RedirectError`` saying why not."""
+        status = response.status_code
+        target = urljoin(response.url or url, response.headers["location"])
+        response.close()
+        if transport.origin(target) != self._origin:
+            raise RedirectError(
+                f"{method} {url} was redirected ({status}) to {target}, another origin. Not followed: the API key "
+                f"is only ever sent to {self.base_url}. If the API has moved, set base_url (or {c.ENV_BASE_URL}) "
+                "to the new address yourself.",
+                status_code=status,
+                location=target,
+                method=method,
+                url=url,
+            )
+        if method not in ("GET", "HEAD") and status not in (307, 308):
+            raise RedirectError(
+                f"{method} {url} was answered with a redirect ({status}) to {target} instead of a result. Not "
+                f"followed: it would turn the {method} into a GET and report a write that was never confirmed. "
+                "The change may or may not have happened: read the record back before trying again.",
+                status_code=status,
+                location=target,
+                method=method,
+                url=url,
+            )
+        return target
 
     def _pause(self, seconds: float) -> None:
         with self._pause_lock:
@@ -200,6 +223,64 @@ class ImpiloClient:
     def request_json(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
         """Like ``request`` but return the decoded JSON body (None for an empty body)."""
         return decode_json(self.request(method, path, params=params, json=json))
+
+
+def _check_base_url(base_url: str | None, allow_insecure_http: bool) -> str:
+    """The base URL without a trailing slash or ``/api/v3``; ``ConfigurationError`` if unusable."""
+    if not base_url:
+        raise ConfigurationError(
+            f"No Impilo base URL: pass base_url=..., set {c.ENV_BASE_URL} "
+            "(e.g. https://app.impiloplatform.com), or call impilo_nb.connect() for the embedded sandbox."
+        )
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be text such as https://app.impiloplatform.com, got {type(base_url).__name__}.")
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"base_url must be an http(s) URL such as https://app.impiloplatform.com, got {base_url!r}.")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError(
+            "base_url must be the API's address alone (e.g. https://app.impiloplatform.com): no user:password@, "
+            "query or #fragment. The key goes in api_key= or IMPILO_API_KEY."
+        )
+    if parts.scheme == "http" and not transport.is_loopback_host(parts.hostname) and not allow_insecure_http:
+        raise ConfigurationError(
+            f"base_url {base_url!r} is plain http to another machine: the API key and patient data would cross the "
+            "network unencrypted. Use https://, or pass allow_insecure_http=True if the network is yours (a test "
+            "server on a private network)."
+        )
+    path = parts.path.rstrip("/")
+    for prefix in API_PREFIXES:  # the client adds /api/v3 to every path itself
+        if path.endswith(prefix):
+            path = path[: -len(prefix)]
+            break
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _check_api_key(api_key: str | None) -> str:
+    """The key as given, or a ``ConfigurationError`` naming what is wrong with it (never the key)."""
+    if not api_key:
+        raise ConfigurationError(
+            f"No Impilo API key: pass api_key=..., or set {c.ENV_API_KEY}. "
+            "Keys are issued in the Impilo customer portal; the embedded sandbox's key is 'sandbox-key'."
+        )
+    if not isinstance(api_key, str):
+        raise ConfigurationError(f"The API key must be text, got {type(api_key).__name__}.")
+    problems = []
+    if api_key != api_key.strip():
+        problems.append("whitespace at its start or end (a newline from a file? use .strip())")
+    if any(ch.isspace() for ch in api_key.strip()):
+        problems.append("whitespace inside it")
+    if any(unicodedata.category(ch) == "Cc" and not ch.isspace() for ch in api_key):
+        problems.append("control characters")
+    if not api_key.isascii():
+        problems.append("non-ASCII characters (copied from a formatted document?)")
+    if problems:
+        raise ConfigurationError(
+            f"The API key (api_key= or {c.ENV_API_KEY}) cannot be sent in an HTTP header: it has "
+            + "; ".join(problems)
+            + ". Copy it again from the Impilo customer portal. (The key itself is never shown.)"
+        )
+    return api_key
 
 
 def decode_json(response: requests.Response) -> Any:
@@ -218,57 +299,121 @@ def decode_json(response: requests.Response) -> Any:
         ) from None
 
 
+def read_record(model: type[M], response: requests.Response, *, written: str | None = None) -> M:
+    """The record a successful response carries, read leniently as ``model``.
+
+    A body that is not such a record (empty, ``[]``, another shape) is an
+    ``UnexpectedResponseError``, never a ``ValidationError`` (reserved for the caller's own
+    input). ``written`` names what a write may have done anyway, for the message.
+    """
+    data = decode_json(response)
+    try:
+        if not isinstance(data, dict):
+            raise ValidationError(model.__name__, [FieldError(None, f"expected a JSON object, got {_json_kind(data)}")])
+        record = model.from_api(data)
+        if "id" in model.model_fields and getattr(record, "id", None) is None:
+            # A stored record always has its server-assigned id; without one this is not the record.
+            raise ValidationError(model.__name__, [FieldError("id", "missing: a stored record always has one")])
+        return record
+    except ValidationError as exc:
+        request = response.request
+        problems = "; ".join(str(fe) for fe in exc.field_errors)
+        note = f" The server did answer {response.status_code}, so {written}: check before trying again." if written else ""
+        raise UnexpectedResponseError(
+            f"{request.method} {request.path_url} answered {response.status_code} but the body is not a "
+            f"{model.__name__} ({problems}).{note}",
+            method=request.method,
+            url=response.url,
+        ) from None
+
+
+def read_page(model: type[M], response: requests.Response) -> Page[M]:
+    """A page envelope of ``model`` records. A record the client cannot read is skipped with a
+    warning naming it, so one odd record never breaks a listing; an envelope of the wrong shape
+    is an ``UnexpectedResponseError``."""
+    request = response.request
+    data = decode_json(response)
+    try:
+        envelope = Page[Any].from_api(data)
+    except ValidationError as exc:
+        problems = "; ".join(str(fe) for fe in exc.field_errors)
+        raise UnexpectedResponseError(
+            f"{request.method} {request.path_url} answered {response.status_code} but the body is not a page of "
+            f"{model.__name__} records ({problems}).",
+            method=request.method,
+            url=response.url,
+        ) from None
+    where = f"{request.method} {request.path_url}"
+    return Page[model](**{**dict(envelope), "content": _readable(model, envelope.content, where=where)})  # type: ignore[valid-type]
+
+
+def _readable(model: type[M], items: list[Any], *, where: str) -> list[M]:
+    """The items that read as ``model``; the others are logged (position and reason) and skipped."""
+    records = []
+    for position, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ValidationError(model.__name__, [FieldError(None, f"expected a JSON object, got {_json_kind(item)}")])
+            records.append(model.from_api(item))
+        except ValidationError as exc:
+            reasons = "; ".join(str(fe) for fe in exc.field_errors)
+            log.warning("%s: skipped record %d, not a readable %s (%s)", where, position, model.__name__, reasons)
+    return records
+
+
+def _json_kind(data: Any) -> str:
+    if data is None:
+        return "an empty body"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(data), "a number")
+
+
 def _connection_error(exc: requests.exceptions.RequestException, method: str, url: str, timeout: float) -> APIConnectionError:
-    if isinstance(exc, requests.exceptions.Timeout):
-        return APITimeoutError(
-            f"{method} {url} got no answer within {timeout:g}s. The server may be overloaded; retry later or raise timeout=.",
-            method=method,
-            url=url,
+    """Name a low-level failure for what it tells the user (was the server reached at all?)."""
+    root = _root_cause(exc)
+    detail = f"{type(root).__name__}: {str(root).split(': ', 1)[-1][:120]}" if str(root) else type(root).__name__
+    if transport.never_reached_server(exc):
+        message = (
+            f"Could not reach {url} (connection refused or host unreachable). Is the server running and the base URL "
+            "right? For the embedded sandbox, use impilo_nb.connect() or `make lab`."
         )
-    reason = "connection refused or host unreachable" if _never_reached_server(exc) else type(exc).__name__
-    return APIConnectionError(
-        f"Could not reach {url} ({reason}). Is the server running and the base URL right? "
-        "For the embedded sandbox, use impilo_nb.connect() or `make lab`.",
-        method=method,
-        url=url,
-    )
+    elif isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(root, ConnectTimeoutError):
+        message = f"{method} {url}: could not connect within {timeout:g}s. Is the host right and reachable?"
+        return APITimeoutError(message, method=method, url=url)
+    elif isinstance(exc, requests.exceptions.Timeout) or isinstance(root, (ReadTimeoutError, TimeoutError)):
+        message = (
+            f"{method} {url} got no answer within {timeout:g}s. The server may be overloaded; retry later or raise timeout=."
+        )
+        return APITimeoutError(message + _maybe_written(method), method=method, url=url)
+    elif isinstance(exc, requests.exceptions.SSLError) or isinstance(root, SSLError):
+        message = f"{method} {url}: the TLS (https) handshake failed ({detail}). Check the base URL and certificates."
+    elif isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        message = f"{method} {url}: the server answered, but the connection broke while the body was read ({detail})."
+        message += _maybe_written(method)
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        message = f"{method} {url}: the connection was lost before a complete answer came ({detail})."
+        message += _maybe_written(method)
+    else:
+        message = f"{method} {url} could not be sent ({detail})."
+    return APIConnectionError(message, method=method, url=url)
 
 
-def _never_reached_server(exc: requests.exceptions.RequestException) -> bool:
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        return isinstance(reason, NewConnectionError)
-    return False
+def _maybe_written(method: str) -> str:
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return ""
+    return " The server may have received it: the change may or may not have happened; read the record back before retrying."
 
 
-def _retryable_failure(method: str, exc: requests.exceptions.RequestException) -> bool:
-    if not isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        return False  # invalid URL, too many redirects...: repeating cannot help
-    return method in IDEMPOTENT_METHODS or _never_reached_server(exc)
-
-
-def _backoff(attempt: int) -> float:
-    return random.uniform(0, min(c.DEFAULT_BACKOFF_CAP, c.DEFAULT_BACKOFF_BASE * 2**attempt))
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date, RFC 9110 §10.2.3)."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error behind requests' and urllib3's wrappers (MaxRetryError's reason...)."""
+    seen = {id(exc)}
+    while True:
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
 
 
 # -- resources ---------------------------------------------------------------------------
@@ -344,7 +489,7 @@ class Patients:
         bad record raises ``ValidationError`` and nothing is sent. A duplicate external
         identifier raises ``ConflictError``.
         """
-        return Patient.from_api(decode_json(self.send_create(_as_patient(patient))))
+        return read_record(Patient, self.send_create(_as_patient(patient)), written="the patient may have been created")
 
     def send_create(self, patient: Patient) -> requests.Response:
         """POST an already validated patient and return the raw response (for callers that
@@ -356,11 +501,12 @@ class Patients:
     def get(self, patient_id: int) -> Patient:
         """The patient with this Impilo id; ``NotFoundError`` when there is none."""
         patient_id = check_id(patient_id, "patientId")
-        return Patient.from_api(self._client.request_json("GET", f"{self.PATH}/{patient_id}"))
+        return read_record(Patient, self._client.request("GET", f"{self.PATH}/{patient_id}"))
 
     def update(self, patient_id: int, patient: Patient | Mapping[str, Any]) -> Patient:
         """Replace the whole record (PUT): fields left out become empty."""
-        return Patient.from_api(decode_json(self.send_update(check_id(patient_id, "patientId"), _as_patient(patient))))
+        response = self.send_update(check_id(patient_id, "patientId"), _as_patient(patient))
+        return read_record(Patient, response, written="the patient may have been updated")
 
     def send_update(self, patient_id: int, patient: Patient) -> requests.Response:
         """PUT an already validated patient and return the raw response (see ``send_create``)."""
@@ -374,25 +520,35 @@ class Patients:
             changes = PatientPatch.model_validate(dict(changes))
         body = changes.to_api(exclude_unset=True)
         body.pop("id", None)
-        return Patient.from_api(self._client.request_json("PATCH", f"{self.PATH}/{patient_id}", json=body))
+        response = self._client.request("PATCH", f"{self.PATH}/{patient_id}", json=body)
+        return read_record(Patient, response, written="the patient may have been changed")
 
     def find_by_external_id(self, external_identifier: str) -> Patient | None:
-        """The patient with this external identifier, or None."""
+        """The patient whose external identifier is exactly this one, or None.
+
+        Only an exact match is ever returned, whatever the server's filter does with the value
+        (commas, case, partial matches): the form's Load box must never open the wrong patient.
+        """
         if not isinstance(external_identifier, str) or not external_identifier:
             raise ValidationError(
                 "externalIdentifier",
                 [FieldError("externalIdentifier", f"Must be a non-empty string, got {external_identifier!r}.")],
             )
-        page = self.page(page=1, size=1, external_identifier=external_identifier)
-        return page.content[0] if page.content else None
+        matches = self.list(size=c.DEFAULT_PAGE_SIZE, external_identifier=[external_identifier])
+        return next((p for p in matches if p.external_identifier == external_identifier), None)
 
     def page(self, page: int = 1, size: int = c.DEFAULT_PAGE_SIZE, **filters: Any) -> Page[Patient]:
-        """One page of the patient list (1-based), with the filters of ``list``."""
+        """One page of the patient list (1-based), with the filters of ``list``.
+
+        A list filter with no values (``id=[]``) matches no patient, as ``isin([])`` does; no
+        request is sent for it.
+        """
         params = query_params(filters, PATIENT_FILTERS)
         _check_sort(params)
+        if any(isinstance(value, list) and not value for value in params.values()):
+            return Page[Patient](content=[], page=page, size=size, total=0, first=True, last=True)
         params.update(page=page, size=size)
-        data = self._client.request_json("GET", self.PATH, params=params)
-        return Page[Patient].from_api(data)
+        return read_page(Patient, self._client.request("GET", self.PATH, params=params))
 
     def list(self, *, size: int = c.MAX_PAGE_SIZE, **filters: Any) -> Iterator[Patient]:
         """Every patient matching the filters, fetching page after page as you iterate.
@@ -462,17 +618,22 @@ class Webhooks:
     def create(self, type: str, url: str) -> Webhook:
         """Subscribe ``url`` to one event ``type`` (e.g. ``patient.updated``)."""
         hook = Webhook.model_validate({"type": type, "url": url})
-        return Webhook.from_api(self._client.request_json("POST", self.PATH, json=hook.to_api(exclude_none=True)))
+        response = self._client.request("POST", self.PATH, json=hook.to_api(exclude_none=True))
+        return read_record(Webhook, response, written="the webhook may have been created")
 
     def list(self) -> list[Webhook]:
-        """Every webhook of the account."""
+        """Every webhook of the account (a record the client cannot read is skipped, with a warning)."""
         data = self._client.request_json("GET", self.PATH)
-        items = data.get("content", []) if isinstance(data, dict) else data or []
-        return [Webhook.from_api(item) for item in items]
+        items = data.get("content", []) if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise UnexpectedResponseError(
+                f"GET {self.PATH} answered with {_json_kind(items)}, not a list of webhooks.", method="GET", url=self.PATH
+            )
+        return _readable(Webhook, items, where=f"GET {self.PATH}")
 
     def get(self, webhook_id: int) -> Webhook:
         webhook_id = check_id(webhook_id, "webhookId")
-        return Webhook.from_api(self._client.request_json("GET", f"{self.PATH}/{webhook_id}"))
+        return read_record(Webhook, self._client.request("GET", f"{self.PATH}/{webhook_id}"))
 
     def update_url(self, webhook_id: int, url: str) -> Webhook:
         """Point a webhook at a new URL (the API answers 400 when it is unchanged)."""
@@ -493,10 +654,8 @@ class Webhooks:
         params = query_params(filters, WEBHOOK_LOG_FILTERS)
 
         def fetch(number: int) -> Page[WebhookLogEntry]:
-            data = self._client.request_json(
-                "GET", f"{self.PATH}/logs", params={**params, "page": number, "size": c.MAX_PAGE_SIZE}
-            )
-            return Page[WebhookLogEntry].from_api(data)
+            page_params = {**params, "page": number, "size": c.MAX_PAGE_SIZE}
+            return read_page(WebhookLogEntry, self._client.request("GET", f"{self.PATH}/logs", params=page_params))
 
         return _every_page(fetch)
 
@@ -526,17 +685,24 @@ class WebhookSecretResource:
         """
         if not header_safe(secret):
             raise ValidationError("WebhookSecret", [FieldError("secret", HEADER_SAFE_RULE)])
+        register_secret(secret)  # before it is sent: a server may echo it in an error
         if replace:
             self.delete()
-        data = self._client.request_json("POST", self.PATH, json={"secret": secret})
-        return WebhookSecret.from_api(data or {"secret": secret})
+        response = self._client.request("POST", self.PATH, json={"secret": secret})
+        if not response.content:
+            return WebhookSecret(secret=secret)
+        return read_record(WebhookSecret, response, written="the secret may have been set")
 
     def get(self) -> WebhookSecret | None:
         """The current secret (shown masked; ``.secret.get_secret_value()`` reveals it), or None."""
         try:
-            return WebhookSecret.from_api(self._client.request_json("GET", self.PATH))
+            response = self._client.request("GET", self.PATH)
         except NotFoundError:
             return None
+        data = decode_json(response)
+        if isinstance(data, dict) and isinstance(data.get("secret"), str):
+            register_secret(data["secret"])
+        return read_record(WebhookSecret, response)
 
     def delete(self) -> bool:
         """Remove the secret; False when there was none."""

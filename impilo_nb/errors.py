@@ -4,9 +4,10 @@
     ├── ConfigurationError            a required setting (base URL, API key) is missing or unusable
     ├── ValidationError               input refused locally, before any request was sent
     └── APIError                      a request to Impilo (or the sandbox) did not succeed
-        ├── APIConnectionError        no HTTP answer: refused, reset, DNS, TLS
+        ├── APIConnectionError        no complete HTTP answer: refused, reset, cut off, DNS, TLS
         │   └── APITimeoutError       the server did not answer within the timeout
-        ├── UnexpectedResponseError   a success status, but a body that is not the expected JSON
+        ├── UnexpectedResponseError   a success status, but not the record asked for (not JSON, wrong shape)
+        │   └── RedirectError         a redirect the client will not follow (another origin, a write made a GET)
         └── APIStatusError            the server answered with a 4xx or 5xx status
             ├── BadRequestError           400
             ├── AuthenticationError       401
@@ -19,7 +20,10 @@
 
 ``ValidationError`` and ``BadRequestError`` both carry ``field_errors`` in the same shape
 (``FieldError(field, message)``), so a form can show local and server complaints the same way.
-No error text ever contains an API key or a webhook secret.
+
+No error text ever contains an API key or a webhook secret, whatever a server echoes back:
+every secret the toolkit is given is registered with ``register_secret`` and masked in the
+text, the ``str()`` and the ``repr()`` of every error built afterwards (``redact``).
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     import requests
@@ -48,6 +55,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedirectError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -58,6 +66,44 @@ REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Amzn-RequestId", "X-Corre
 
 #: How much of a non-JSON error body is kept in the message.
 MAX_MESSAGE_CHARS = 300
+
+#: Secrets shorter than this are not masked: they would match ordinary words and numbers.
+#: Real API keys and webhook secrets are far longer.
+MIN_SECRET_CHARS = 6
+
+#: What a secret is replaced with in error texts.
+MASK = "***"
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(secret: str | None) -> None:
+    """Mask ``secret`` in every error text built from now on (API keys, webhook secrets)."""
+    if isinstance(secret, str) and len(secret) >= MIN_SECRET_CHARS:
+        # The forms a server may echo it in: as is, URL-encoded, JSON-escaped.
+        forms = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+        with _secrets_lock:
+            _secrets.update(forms)
+
+
+def redact(value: object, secrets: Iterable[str] | None = None) -> object:
+    """``value`` with every registered secret (or those given) replaced by ``***``; strings
+    inside lists and dicts too. Other values are returned unchanged."""
+    if secrets is None:
+        with _secrets_lock:
+            secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    secrets = list(secrets)
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -72,7 +118,13 @@ class FieldError:
 
 
 class ImpiloError(Exception):
-    """Base class of every error impilo_nb raises on purpose."""
+    """Base class of every error impilo_nb raises on purpose; its text never shows a secret."""
+
+    def __str__(self) -> str:
+        return str(redact(super().__str__()))
+
+    def __repr__(self) -> str:
+        return str(redact(super().__repr__()))
 
 
 class ConfigurationError(ImpiloError, ValueError):
@@ -96,11 +148,15 @@ class ValidationError(ImpiloError, ValueError):
 class APIError(ImpiloError):
     """A request to the Impilo API did not succeed."""
 
-    def __init__(self, message: str, *, method: str | None = None, url: str | None = None):
-        self.message = message
+    #: How many times the request was sent (1 + retries), when known.
+    attempts: int | None = None
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None, attempts: int | None = None):
+        self.message = str(redact(message))
         self.method = method
-        self.url = url
-        super().__init__(message)
+        self.url = str(redact(url)) if url is not None else None
+        self.attempts = attempts
+        super().__init__(self.message)
 
 
 class APIConnectionError(APIError):
@@ -112,8 +168,18 @@ class APITimeoutError(APIConnectionError):
 
 
 class UnexpectedResponseError(APIError):
-    """The server answered with a success status but a body that is not the expected JSON
-    (often an HTML page from a proxy or a login wall in front of the API)."""
+    """The server answered with a success status but not the record asked for: a body that is
+    not JSON (often an HTML page from a proxy or a login wall) or JSON of the wrong shape."""
+
+
+class RedirectError(UnexpectedResponseError):
+    """The server redirected the request where the client will not follow: to another origin
+    (the API key stays with the API's own), or a write that following would turn into a GET."""
+
+    def __init__(self, message: str, *, status_code: int, location: str, method: str | None = None, url: str | None = None):
+        self.status_code = status_code
+        self.location = str(redact(location))
+        super().__init__(message, method=method, url=url)
 
 
 class APIStatusError(APIError):
@@ -130,21 +196,24 @@ class APIStatusError(APIError):
         field_errors: list[FieldError] | None = None,
         method: str | None = None,
         url: str | None = None,
+        attempts: int | None = None,
     ):
         self.status_code = status_code
         self.response = response
-        self.body = body
-        self.request_id = request_id
-        self.field_errors = list(field_errors or [])
-        super().__init__(message, method=method, url=url)
+        self.body = redact(body)
+        self.request_id = str(redact(request_id)) if request_id is not None else None
+        self.field_errors = [FieldError(fe.field, str(redact(fe.message))) for fe in field_errors or []]
+        super().__init__(message, method=method, url=url, attempts=attempts)
 
     def __str__(self) -> str:
         prefix = f"Request {self.request_id}: " if self.request_id else ""
         where = f" ({self.method} {self.url})" if self.method and self.url else ""
-        text = f"{prefix}{self.status_code} {self.message}{where}"
+        # "502 Bad Gateway" pages already start with their status: say it once.
+        status = "" if self.message.startswith(f"{self.status_code} ") else f"{self.status_code} "
+        text = f"{prefix}{status}{self.message}{where}"
         if self.field_errors:
             text += "".join(f"\n  - {fe}" for fe in self.field_errors)
-        return text
+        return str(redact(text))
 
 
 class BadRequestError(APIStatusError):
@@ -202,7 +271,7 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     return _STATUS_CLASSES.get(status_code, APIStatusError)
 
 
-def error_from_response(response: requests.Response) -> APIStatusError:
+def error_from_response(response: requests.Response, *, attempts: int | None = None) -> APIStatusError:
     """Build the right ``APIStatusError`` from any error response: JSON, text, HTML or empty."""
     status = response.status_code
     body: Any = None
@@ -224,7 +293,7 @@ def error_from_response(response: requests.Response) -> APIStatusError:
         message = response.reason or "error"
     hint = _HINTS.get(status)
     if hint and hint not in message:
-        message = f"{message}. {hint}"
+        message = f"{as_sentence(message)} {hint}"
     request = getattr(response, "request", None)
     return status_error_class(status)(
         message,
@@ -235,7 +304,14 @@ def error_from_response(response: requests.Response) -> APIStatusError:
         field_errors=field_errors,
         method=getattr(request, "method", None),
         url=getattr(request, "url", None),
+        attempts=attempts,
     )
+
+
+def as_sentence(text: str) -> str:
+    """``text`` ending in one full stop (or its own ! or ?), ready for another sentence."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
 
 
 def _readable_text(text: str) -> str:

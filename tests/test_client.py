@@ -1,3 +1,4 @@
+import json
 import socket
 import time
 
@@ -5,7 +6,7 @@ import pytest
 import requests
 
 import impilo_nb as nb
-from impilo_nb.client import _never_reached_server
+from impilo_nb.transport import never_reached_server as _never_reached_server
 from tests.conftest import make_patient
 
 
@@ -56,7 +57,7 @@ def test_api_key_never_in_repr_or_errors(sandbox):
 
 
 def test_user_agent_names_the_package(client):
-    assert client._session.headers["User-Agent"].startswith(f"impilo_nb/{nb.__version__}")
+    assert client.headers["User-Agent"].startswith(f"impilo_nb/{nb.__version__}")
 
 
 # -- patients --------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ def test_503_then_success_is_retried(client, sandbox):
     created = client.patients.create(make_patient())
     sandbox.inject_fault(503, times=2, retry_after=0)
     response = client.request("GET", f"/api/v3/patient/{created.id}")
-    assert response.status_code == 200 and response.attempts == 3
+    assert response.status_code == 200 and nb.transport.attempts(response) == 3
 
 
 def test_retries_give_up_after_max_retries(client, sandbox):
@@ -311,3 +312,197 @@ def test_a_success_status_with_a_web_page_is_an_unexpected_response():
         with pytest.raises(nb.UnexpectedResponseError) as caught:
             client.patients.get(1)
     assert "Please log in" in str(caught.value) and "base URL" in str(caught.value)
+
+
+# -- hostile servers (issue "Trust the wire") ------------------------------------------------
+
+from tests.hostile import HostileServer, raw  # noqa: E402
+
+KEY = "hostile-test-key-0123456789"
+PATIENT = {"id": 7, "firstName": "Ana", "lastName": "Rivera"}
+
+
+def hostile_client(server, **kwargs):
+    return nb.ImpiloClient(base_url=server.url, api_key=KEY, max_retries=0, **kwargs)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_to_another_origin_is_not_followed_and_the_key_stays(status):
+    with HostileServer(lambda seen: raw(200, PATIENT)) as elsewhere:
+        with HostileServer(lambda seen: raw(status, headers={"Location": elsewhere.url + "/steal"})) as api:
+            with pytest.raises(nb.RedirectError) as caught:
+                hostile_client(api).patients.get(7)
+    assert elsewhere.seen == []  # not even a request without the key
+    assert caught.value.location == elsewhere.url + "/steal" and caught.value.status_code == status
+    assert elsewhere.url in str(caught.value) and "another origin" in str(caught.value)
+
+
+def test_a_redirect_to_another_port_or_scheme_is_another_origin():
+    from impilo_nb.transport import origin
+
+    assert origin("http://h:80/a") == origin("http://H/b")
+    assert origin("http://h/a") != origin("https://h/a") and origin("http://h:1/") != origin("http://h:2/")
+
+
+def test_a_redirect_within_the_origin_is_followed_for_reads():
+    def respond(seen):
+        return raw(302, headers={"Location": "/api/v3/patient/7?moved=1"}) if "moved" not in seen.path else raw(200, PATIENT)
+
+    with HostileServer(respond) as api:
+        assert hostile_client(api).patients.get(7).first_name == "Ana"
+    assert [s.headers.get("Impilo-API-Key") for s in api.seen] == [KEY, KEY]
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+@pytest.mark.parametrize("write", ["create", "update", "patch"])
+def test_a_write_answered_with_a_redirect_is_never_reported_done(status, write):
+    with HostileServer(lambda seen: raw(status, headers={"Location": "/api/v3/patient/7"})) as api:
+        patients = hostile_client(api).patients
+        call = {
+            "create": lambda: patients.create(make_patient()),
+            "update": lambda: patients.update(7, make_patient()),
+            "patch": lambda: patients.patch(7, {"email": "a@example.org"}),
+        }[write]
+        with pytest.raises(nb.RedirectError) as caught:
+            call()
+    assert len(api.seen) == 1 and api.seen[0].method != "GET"  # not turned into a GET
+    assert "/api/v3/patient/7" in str(caught.value) and "may or may not have happened" in str(caught.value)
+
+
+def test_a_307_within_the_origin_repeats_the_write_with_its_body():
+    def respond(seen):
+        if seen.path == "/api/v3/patient":
+            return raw(307, headers={"Location": "/api/v3/patient?again=1"})
+        return raw(201, {**json.loads(seen.body), "id": 7})
+
+    with HostileServer(respond) as api:
+        created = hostile_client(api).patients.create(make_patient())
+    assert created.id == 7 and [s.method for s in api.seen] == ["POST", "POST"] and api.seen[0].body == api.seen[1].body
+
+
+def test_plain_http_to_another_machine_is_refused_unless_allowed():
+    with pytest.raises(nb.ConfigurationError) as caught:
+        nb.ImpiloClient(base_url="http://api.example.org", api_key=KEY)
+    assert "unencrypted" in str(caught.value) and "allow_insecure_http=True" in str(caught.value)
+    assert nb.ImpiloClient(base_url="http://api.example.org", api_key=KEY, allow_insecure_http=True)
+    for fine in ("https://api.example.org", "http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1"):
+        nb.ImpiloClient(base_url=fine, api_key=KEY)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": 401, "message": f"Invalid key {KEY}"},
+        {"message": "bad", "fieldErrors": [{"field": "x", "message": f"key was {KEY}"}]},
+        f"<html><title>Denied {KEY}</title></html>",
+        f"key={KEY}",
+    ],
+)
+def test_a_key_echoed_by_the_server_never_reaches_an_error_text(body):
+    with HostileServer(lambda seen: raw(401, body)) as api, pytest.raises(nb.AuthenticationError) as caught:
+        hostile_client(api).patients.get(7)
+    error = caught.value
+    for text in (str(error), repr(error), error.message, json.dumps(error.body), *map(str, error.field_errors)):
+        assert KEY not in text
+    assert "***" in str(error)
+
+
+def test_a_webhook_secret_echoed_by_the_server_is_masked_too():
+    secret = "whsec-echoed-0123456789"
+    with HostileServer(lambda seen: raw(400, {"message": f"secret {secret} is weak"})) as api:
+        with pytest.raises(nb.BadRequestError) as caught:
+            hostile_client(api).webhook_secret.create(secret)
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [(KEY + "\n", "whitespace at its start or end"), (" " + KEY, "whitespace at its start or end"),
+     ("ab cd-123456", "whitespace inside"), ("abc\x00def1234", "control characters"), ("clé-0123456789", "non-ASCII")],
+)
+def test_an_unusable_key_is_refused_when_the_client_is_built(key, problem):
+    with pytest.raises(nb.ConfigurationError) as caught:
+        nb.ImpiloClient(base_url="http://127.0.0.1:1", api_key=key)
+    assert problem in str(caught.value) and key.strip() not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b'"text"', b"42", b'{"unexpected": true}', b'{"id": "x", "firstName": 1}'])
+def test_a_success_that_is_not_a_patient_is_an_unexpected_response(body):
+    with HostileServer(lambda seen: raw(200, body, headers={"Content-Type": "application/json"})) as api:
+        client = hostile_client(api)
+        with pytest.raises(nb.UnexpectedResponseError) as read:
+            client.patients.get(7)
+        with pytest.raises(nb.UnexpectedResponseError) as created:
+            client.patients.create(make_patient())
+    assert not isinstance(read.value, nb.ValidationError)
+    assert "not a Patient" in str(read.value) and "may have been created" in str(created.value)
+
+
+def test_one_unreadable_record_never_breaks_a_listing(caplog):
+    page = {"content": [PATIENT, "junk", {"id": "not-a-number"}, {**PATIENT, "id": 8}], "page": 1, "size": 4,
+            "total": 4, "first": True, "last": True}
+    with HostileServer(lambda seen: raw(200, page)) as api:
+        listed = list(hostile_client(api).patients.list())
+    assert [p.id for p in listed] == [7, 8]
+    assert "skipped record 1" in caplog.text and "skipped record 2" in caplog.text
+
+
+def test_a_page_of_the_wrong_shape_is_an_unexpected_response():
+    with HostileServer(lambda seen: raw(200, [PATIENT])) as api, pytest.raises(nb.UnexpectedResponseError):
+        list(hostile_client(api).patients.list())
+
+
+def test_find_by_external_id_returns_only_an_exact_match():
+    # A server that ignores the filter, or splits it on commas, must not open the wrong patient.
+    everyone = {"content": [{**PATIENT, "externalIdentifier": "crm"}, {**PATIENT, "id": 8, "externalIdentifier": "CRM,1 "}],
+                "page": 1, "size": 15, "total": 2, "first": True, "last": True}
+    with HostileServer(lambda seen: raw(200, everyone)) as api:
+        client = hostile_client(api)
+        assert client.patients.find_by_external_id("crm,1") is None
+        assert client.patients.find_by_external_id("crm").id == 7
+    assert "externalIdentifier=crm%2C1" in api.seen[0].path
+
+
+def test_an_empty_list_filter_matches_nobody_and_sends_nothing():
+    with HostileServer(lambda seen: raw(200, {"content": [PATIENT], "page": 1, "size": 1, "total": 1, "first": True,
+                                              "last": True})) as api:
+        patients = hostile_client(api).patients
+        assert list(patients.list(id=[])) == [] and patients.frame(external_identifier=[]).empty
+    assert api.seen == []
+
+
+@pytest.mark.parametrize("suffix", ["/api/v3", "/api/v3/", "/api", "/"])
+def test_a_base_url_with_the_api_prefix_is_accepted(sandbox, suffix):
+    client = nb.ImpiloClient(base_url=sandbox.url + suffix, api_key=sandbox.api_key)
+    assert client.base_url == sandbox.url and client.patients.create(make_patient()).id == 1
+
+
+def test_error_texts_read_well():
+    with HostileServer(lambda seen: raw(401, {"message": "Invalid Impilo-API-Key."})) as api:
+        with pytest.raises(nb.AuthenticationError) as unauthorised:
+            hostile_client(api).patients.get(7)
+    with HostileServer(lambda seen: raw(502, "<html><title>502 Bad Gateway</title></html>")) as api:
+        with pytest.raises(nb.InternalServerError) as gateway:
+            hostile_client(api).patients.get(7)
+    assert ".." not in str(unauthorised.value) and "Invalid Impilo-API-Key. Check" in str(unauthorised.value)
+    assert "502 502" not in str(gateway.value) and str(gateway.value).startswith("502 Bad Gateway")
+
+
+@pytest.mark.parametrize("method", ["get", "create"])
+def test_a_body_cut_short_says_the_server_was_reached(method):
+    with HostileServer(lambda seen: raw(200, json.dumps(PATIENT)[:10], length=500)) as api:
+        patients = hostile_client(api).patients
+        with pytest.raises(nb.APIConnectionError) as caught:
+            patients.get(7) if method == "get" else patients.create(make_patient())
+    assert "Could not reach" not in str(caught.value) and "server answered" in str(caught.value)
+    assert len(api.seen) == 1  # a cut-off write is never retried: it may have happened
+    if method == "create":
+        assert "may or may not have happened" in str(caught.value)
+
+
+def test_an_unreadable_retry_after_does_not_fail_the_request():
+    answers = iter([raw(503, headers={"Retry-After": "soon, maybe"}), raw(200, PATIENT)])
+    with HostileServer(lambda seen: next(answers)) as api:
+        client = nb.ImpiloClient(base_url=api.url, api_key=KEY, max_retries=1)
+        assert client.patients.get(7).id == 7

@@ -10,7 +10,6 @@ attempts in all), each delay multiplied by ``time_scale``. Pending deliveries su
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import threading
 import time
 from typing import Any
@@ -21,6 +20,7 @@ from urllib3.exceptions import NewConnectionError
 
 from .._constants import WEBHOOK_SECRET_HEADER
 from .._version import __version__
+from ..transport import is_loopback_host
 from .store import SandboxStore
 
 __all__ = ["DELIVERY_TIMEOUT", "RETRY_DELAYS", "Dispatcher", "is_loopback_url"]
@@ -39,13 +39,7 @@ BLOCKED = "blocked: not a loopback address"
 
 def is_loopback_url(url: str) -> bool:
     """Whether ``url`` names this machine by a loopback IP or ``localhost`` (no DNS lookup)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 class Dispatcher:

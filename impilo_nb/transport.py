@@ -1,0 +1,172 @@
+"""How a request reaches the API: retries, redirects, origins, and low-level failures named.
+
+Retries are urllib3's ``Retry`` in the session's adapter (what requests itself recommends),
+with the project's rule for writes expressed in ``RetryPolicy``:
+
+- connection failures that surely never reached the server (refused, connect timeout) are
+  retried for every method, POST included: nothing can have been created yet;
+- read failures and 502/504 are retried only for idempotent methods (a POST that reached the
+  API may have created the patient, and a retry would create it twice);
+- 429 and 503 are retried for every method: both say the server refused the request before
+  acting on it;
+- ``Retry-After`` is honoured up to ``MAX_RETRY_AFTER``; beyond it the error is raised at once
+  rather than freezing a notebook for an hour.
+
+Redirects are never followed by requests (it forwards custom headers such as
+``Impilo-API-Key`` to any host that is not a change of ``Authorization``'s host rules, and it
+turns a redirected POST into a GET). ``ImpiloClient`` follows them itself, within one origin only.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, MaxRetryError, NewConnectionError
+from urllib3.util.retry import Retry
+
+from . import _constants as c
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
+    "RETRY_STATUSES_POST",
+    "RetryPolicy",
+    "attempts",
+    "is_loopback_host",
+    "never_reached_server",
+    "new_session",
+    "origin",
+]
+
+#: Methods that may be repeated after a response was possibly lost: repeating them cannot do
+#: more than the first attempt (PUT replaces, PATCH sets fields, DELETE is final).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+#: Statuses worth retrying for idempotent methods: the request may simply be repeated.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+#: Statuses worth retrying even for POST: both say the server refused the request *before*
+#: acting on it (rate limited, or not accepting work), so a retry cannot create a duplicate.
+#: A 502/504 from a gateway may hide a request that did reach the API, so POST stops there.
+RETRY_STATUSES_POST = frozenset({429, 503})
+
+
+class RetryPolicy(Retry):
+    """urllib3's ``Retry`` with the project's rule for writes, full-jitter backoff and a cap on
+    ``Retry-After``; ``on_rate_limit(seconds)`` hears of every 429 so a client can pause all
+    the threads that share it."""
+
+    def __init__(self, *args: Any, on_rate_limit: Callable[[float], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_rate_limit = on_rate_limit
+
+    @classmethod
+    def for_client(cls, max_retries: int, on_rate_limit: Callable[[float], None] | None = None) -> RetryPolicy:
+        return cls(
+            total=max_retries,
+            redirect=False,
+            allowed_methods=IDEMPOTENT_METHODS,  # read errors: idempotent methods only
+            raise_on_status=False,  # the last error response is returned and mapped to our errors
+            respect_retry_after_header=True,
+            backoff_factor=c.DEFAULT_BACKOFF_BASE,
+            backoff_max=c.DEFAULT_BACKOFF_CAP,
+            on_rate_limit=on_rate_limit,
+        )
+
+    def new(self, **kwargs: Any) -> RetryPolicy:
+        retry = super().new(**kwargs)
+        retry.on_rate_limit = self.on_rate_limit
+        return retry  # type: ignore[return-value]
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        statuses = RETRY_STATUSES if method.upper() in IDEMPOTENT_METHODS else RETRY_STATUSES_POST
+        return bool(self.total) and status_code in statuses
+
+    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> Retry:
+        response = kwargs.get("response")
+        if response is not None:
+            wait = self.get_retry_after(response)
+            if wait is not None and wait > c.MAX_RETRY_AFTER:
+                # Give up now: urlopen then returns this response, which becomes the error.
+                raise MaxRetryError(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]
+            if response.status == 429 and self.on_rate_limit is not None:
+                self.on_rate_limit(wait if wait is not None else self.get_backoff_time())
+        return super().increment(method, url, *args, **kwargs)
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """Seconds from ``Retry-After`` (delta-seconds, decimals tolerated, or an HTTP-date,
+        RFC 9110 §10.2.3); None when absent or unreadable: a bad header must not fail a request."""
+        value = response.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                seconds = self.parse_retry_after(value)
+            except InvalidHeader:
+                return None
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+
+    def get_backoff_time(self) -> float:
+        # "Full jitter": a random wait in [0, min(cap, base * 2**n)], so many workers that hit
+        # one limit do not retry in lock-step.
+        retries = len(self.history)
+        if retries == 0:
+            return 0.0
+        return random.uniform(0, min(self.backoff_max, self.backoff_factor * 2 ** (retries - 1)))
+
+
+def new_session(*, max_retries: int, pool_size: int = c.DEFAULT_POOL_SIZE, on_rate_limit=None) -> requests.Session:
+    """A session whose adapters retry by ``RetryPolicy`` and pool ``pool_size`` connections."""
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=1, pool_maxsize=pool_size, max_retries=RetryPolicy.for_client(max_retries, on_rate_limit)
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def attempts(response: requests.Response) -> int:
+    """How many times the request behind ``response`` was sent (1 + retries), from urllib3's
+    retry history; 1 when the transport keeps none (a test adapter)."""
+    retries = getattr(getattr(response, "raw", None), "retries", None)
+    return len(getattr(retries, "history", ())) + 1
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's origin (scheme, host, port), default ports made explicit: what the key is bound to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` or a loopback IP (no DNS lookup)."""
+    import ipaddress
+
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def never_reached_server(exc: BaseException) -> bool:
+    """Whether a requests failure surely happened before the server saw the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, NewConnectionError)
+    return False
