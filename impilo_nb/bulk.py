@@ -5,7 +5,9 @@
 
 Columns use the wire names, nested fields dotted (``address.city``), as ``patients.frame()``
 returns them, so an exported frame can be edited and imported back; snake_case names work too.
-Other columns are carried into the results untouched.
+Other columns are carried into the results untouched; a column named like one of
+``RESULT_COLUMNS`` (a CRM export's own ``status``) is refused before anything is sent, since
+the results would overwrite it. Rows are taken by position, so any index works.
 
 Per row: validate; find the existing patient by the key (``externalIdentifier`` by default);
 create it, or update it with a PUT when something changed, or leave it alone. Fields that
@@ -29,8 +31,9 @@ from typing import Any
 
 import pandas as pd
 
+from . import transport
 from ._constants import DEFAULT_POOL_SIZE
-from .client import ImpiloClient, decode_json
+from .client import ImpiloClient, read_record
 from .errors import APIError, APIStatusError, ConflictError, FieldError, ValidationError
 from .models import Patient, patient_changes, prune_empty_objects, set_path
 
@@ -39,8 +42,10 @@ __all__ = ["RESULT_COLUMNS", "STATUSES", "summary", "upsert_patients"]
 #: Row outcomes. In a dry run, "would create" and "would update" replace the first two.
 STATUSES = ("created", "updated", "unchanged", "invalid", "failed")
 
-#: Columns added to the input rows.
+#: Columns added to the input rows (an input column may not have one of these names).
 RESULT_COLUMNS = ["status", "patient_id", "error", "http_status", "attempts", "latency_ms"]
+
+_RESULT_DTYPES = dict(zip(RESULT_COLUMNS, ("string", "Int64", "string", "Int64", "Int64", "Float64"), strict=True))
 
 #: External identifiers per lookup request: keeps the URL well under common 8 KB limits.
 LOOKUP_BATCH = 100
@@ -120,84 +125,140 @@ def upsert_patients(
 
     Args:
         client: the connection to use (its pool is shared by the workers).
-        frame: one patient per row (see the module docstring for the columns).
+        frame: one patient per row (see the module docstring for the columns), any index
+            (repeated labels from ``pd.concat`` included). Column names must be unique and
+            none may be one of ``RESULT_COLUMNS``: rename such a column first, e.g.
+            ``frame.rename(columns={"status": "crm_status"})``.
         workers: parallel write requests, 1 to 32.
         key: match rows to stored patients on ``externalIdentifier`` (default) or ``id``.
         progress: show a progress bar (a widget in notebooks, text in terminals).
         dry_run: validate and look up, but write nothing; statuses say what would happen.
 
     Returns:
-        The input rows (same index and columns) plus ``status`` (created, updated, unchanged,
-        invalid, failed), ``patient_id``, ``error``, ``http_status``, ``attempts`` (tries of the
-        write; 0 when nothing was written) and ``latency_ms`` (of the write).
+        The input rows (same index labels, order and columns) plus ``status`` (created,
+        updated, unchanged, invalid, failed), ``patient_id``, ``error``, ``http_status``,
+        ``attempts`` (tries of the write; 0 when nothing was written) and ``latency_ms``.
+
+    Raises:
+        ValidationError: a bad argument or column, before any request is sent.
     """
+    _check_arguments(frame, workers, key)
+    columns, key_column = _patient_columns(frame, key)
+    rows = frame.to_dict("records")  # by position: index labels may repeat
+    outcomes, keys = _match_keys(rows, frame.index.tolist(), key_column, key)
+    bar = _progress_bar(len(rows), progress, dry_run)
+    bar.update(len(outcomes))
+    try:
+        existing, lookup_error = _lookup(client, key, list(keys.values()))
+        if lookup_error is not None:
+            outcomes.update(dict.fromkeys(keys, _lookup_failed(lookup_error)))
+            bar.update(len(keys))
+        else:
+            plans = {}
+            for position, value in keys.items():
+                plan = _plan(rows[position], columns, existing.get(value), key, value)
+                if isinstance(plan, _Outcome):
+                    outcomes[position] = plan
+                    bar.update(1)
+                else:
+                    plans[position] = plan
+            outcomes.update(_carry_out(client, plans, workers, dry_run, bar))
+    finally:
+        bar.close()
+    return _results(frame, outcomes)
+
+
+def _check_arguments(frame: Any, workers: Any, key: Any) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise _refused("frame", f"Expected a pandas DataFrame, got {type(frame).__name__}.")
     if not isinstance(workers, int) or not 1 <= workers <= DEFAULT_POOL_SIZE:
         raise _refused("workers", f"Must be a whole number from 1 to {DEFAULT_POOL_SIZE}.")
     if key not in KEYS:
         raise _refused("key", f"Must be one of {', '.join(KEYS)}, got {key!r}.")
+    if problems := _column_problems(frame.columns):
+        raise ValidationError("upsert_patients", problems)
+
+
+def _column_problems(names: pd.Index) -> list[FieldError]:
+    """Column names that would make rows ambiguous (repeated) or be overwritten by the results."""
+    repeated = dict.fromkeys(names[names.duplicated()])
+    problems = [
+        FieldError(
+            str(name),
+            "This column name appears more than once, so a row's value is ambiguous; "
+            "rename or drop the copies (frame.columns.duplicated() marks them).",
+        )
+        for name in repeated
+    ]
+    for name in dict.fromkeys(n for n in names if n in RESULT_COLUMNS):
+        problems.append(
+            FieldError(
+                name,
+                f"The results add a {name!r} column, which would overwrite this one. Rename it first, "
+                f'e.g. frame.rename(columns={{"{name}": "crm_{name}"}}); if these are an earlier import\'s '
+                "results, drop their result columns: frame.drop(columns=nb.bulk.RESULT_COLUMNS, errors='ignore').",
+            )
+        )
+    return problems
+
+
+def _patient_columns(frame: pd.DataFrame, key: str) -> tuple[dict[str, str], Any]:
+    """The columns that are patient fields (column -> wire path, ``id`` aside), and the key's column."""
     known = _known_paths()
     columns = {col: path for col in frame.columns if (path := _wire_path(col, known)) is not None and path != "id"}
     key_column = next((col for col in frame.columns if _wire_path(col, known) == key), None)
     if key_column is None:
         raise _refused(key, f"No {key} column: it is needed to find patients on later runs.")
+    return columns, key_column
 
-    rows = frame.to_dict("index")
-    outcomes: dict[Any, _Outcome] = {}
-    keys: dict[Any, Any] = {}
-    seen: dict[Any, Any] = {}
-    for index, row in rows.items():
+
+def _match_keys(
+    rows: list[dict[str, Any]], labels: list[Any], key_column: Any, key: str
+) -> tuple[dict[int, _Outcome], dict[int, Any]]:
+    """Each row's key value by position, or an "invalid" outcome (no key, a bad id, a repeat)."""
+    outcomes: dict[int, _Outcome] = {}
+    keys: dict[int, Any] = {}
+    seen: dict[Any, int] = {}
+    for position, row in enumerate(rows):
         value = _cell(row[key_column])
         if value is None:
-            outcomes[index] = _Outcome("invalid", error=f"No {key}: it is needed to find this patient on later runs.")
+            outcomes[position] = _Outcome("invalid", error=f"No {key}: it is needed to find this patient on later runs.")
             continue
         if key == "id":
             try:
                 value = int(value)
             except (TypeError, ValueError):
-                outcomes[index] = _Outcome("invalid", error=f"id must be a whole number, got {value!r}.")
+                outcomes[position] = _Outcome("invalid", error=f"id must be a whole number, got {value!r}.")
                 continue
         if value in seen:
-            outcomes[index] = _Outcome("invalid", error=f"Same {key} as row {seen[value]!r}; each patient once per import.")
+            # Position and label: a label alone may name several rows (pd.concat repeats them).
+            first = seen[value]
+            outcomes[position] = _Outcome(
+                "invalid",
+                error=f"Same {key} as frame.iloc[{first}] (index label {labels[first]!r}); each patient once per import.",
+            )
             continue
-        seen[value] = index
-        keys[index] = value  # validated after the lookup, on the record as it would be stored
+        seen[value] = position
+        keys[position] = value  # validated after the lookup, on the record as it would be stored
+    return outcomes, keys
 
-    bar = _progress_bar(len(rows), progress, dry_run)
-    bar.update(len(outcomes))
-    try:
-        existing, lookup_error = _lookup(client, key, list(keys.values()))
-        if lookup_error is not None:
-            for index in keys:
-                outcomes[index] = _Outcome(
-                    "failed",
-                    error=f"Lookup failed: {_reason(lookup_error)}",
-                    http_status=getattr(lookup_error, "status_code", None),
-                )
-            bar.update(len(keys))
-        else:
-            plans = {}
-            for index, value in keys.items():
-                plan = _plan(rows[index], columns, existing.get(value), key, value)
-                if isinstance(plan, _Outcome):
-                    outcomes[index] = plan
-                    bar.update(1)
-                else:
-                    plans[index] = plan
-            if dry_run:
-                for index, (action, _patient, current) in plans.items():
-                    outcomes[index] = _Outcome(f"would {action}", patient_id=current.id if current else None)
-                bar.update(len(plans))
-            else:
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="impilo-bulk") as pool:
-                    futures = {pool.submit(_write, client, *plan): index for index, plan in plans.items()}
-                    for future in as_completed(futures):
-                        outcomes[futures[future]] = future.result()
-                        bar.update(1)
-    finally:
-        bar.close()
-    return _results(frame, outcomes)
+
+def _carry_out(client: ImpiloClient, plans: dict[int, tuple], workers: int, dry_run: bool, bar) -> dict[int, _Outcome]:
+    """The outcome of each planned create or update, by position: written on ``workers``
+    threads, or in a dry run only described."""
+    if dry_run:
+        bar.update(len(plans))
+        return {
+            position: _Outcome(f"would {action}", patient_id=current.id if current else None)
+            for position, (action, _patient, current) in plans.items()
+        }
+    done: dict[int, _Outcome] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="impilo-bulk") as pool:
+        futures = {pool.submit(_write, client, *plan): position for position, plan in plans.items()}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            bar.update(1)
+    return done
 
 
 def _refused(field: str, message: str) -> ValidationError:
@@ -219,6 +280,10 @@ def _lookup(client: ImpiloClient, key: str, values: list[Any]) -> tuple[dict[Any
     except APIError as exc:
         return found, exc
     return found, None
+
+
+def _lookup_failed(error: Exception) -> _Outcome:
+    return _Outcome("failed", error=f"Lookup failed: {_reason(error)}", http_status=getattr(error, "status_code", None))
 
 
 def _plan(row: dict[str, Any], columns: dict[str, str], current: Patient | None, key: str, value: Any):
@@ -255,20 +320,20 @@ def _write(client: ImpiloClient, action: str, patient: Patient, current: Patient
                 action, current = "update", existing
         if action == "update":
             response = client.patients.send_update(current.id, patient)
-        stored = Patient.from_api(decode_json(response))
+        stored = read_record(Patient, response, written=f"the patient may have been {action}d")
     except APIError as exc:
         return _Outcome(
             "failed",
             error=_reason(exc),
             http_status=getattr(exc, "status_code", None),
-            attempts=getattr(exc, "attempts", 1),
+            attempts=exc.attempts or 1,
             latency_ms=_ms(started),
         )
     return _Outcome(
         "created" if action == "create" else "updated",
         patient_id=stored.id,
         http_status=response.status_code,
-        attempts=response.attempts,
+        attempts=transport.attempts(response),
         latency_ms=_ms(started),
     )
 
@@ -287,15 +352,12 @@ def _progress_bar(total: int, enabled: bool, dry_run: bool):
     return tqdm(total=total, desc="checking" if dry_run else "importing", unit="patient", disable=disable)
 
 
-def _results(frame: pd.DataFrame, outcomes: dict[Any, _Outcome]) -> pd.DataFrame:
+def _results(frame: pd.DataFrame, outcomes: dict[int, _Outcome]) -> pd.DataFrame:
+    """The input plus the result columns, filled by position so repeated index labels cannot mix rows up."""
     results = frame.copy()
-    ordered = [outcomes[index] for index in frame.index]
-    results["status"] = pd.Series([o.status for o in ordered], index=frame.index, dtype="string")
-    results["patient_id"] = pd.Series([o.patient_id for o in ordered], index=frame.index, dtype="Int64")
-    results["error"] = pd.Series([o.error for o in ordered], index=frame.index, dtype="string")
-    results["http_status"] = pd.Series([o.http_status for o in ordered], index=frame.index, dtype="Int64")
-    results["attempts"] = pd.Series([o.attempts for o in ordered], index=frame.index, dtype="Int64")
-    results["latency_ms"] = pd.Series([o.latency_ms for o in ordered], index=frame.index, dtype="Float64")
+    ordered = [outcomes[position] for position in range(len(frame))]
+    for column, dtype in _RESULT_DTYPES.items():
+        results[column] = pd.array([getattr(outcome, column) for outcome in ordered], dtype=dtype)
     return results
 
 

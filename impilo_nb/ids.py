@@ -11,6 +11,11 @@ The rule, exactly as the guide's Java and JavaScript snippets compute it:
   Python's ``\\D`` is Unicode-aware, so the guide's *Python* snippet keeps digits such as ``٣``
   or ``３`` and produces a different id for such phones. This module matches Java and JavaScript.
 - Nothing is trimmed: a stray space changes the id (``id_hazards`` reports it).
+- Only text is hashed. Both ``external_id`` and ``external_ids`` refuse a number (or any other
+  non-``str`` value) rather than convert it: ``pd.read_csv`` without ``dtype=str`` reads the
+  phone ``004412...`` as the float ``4412....0``, which has already lost the leading zeros and
+  the ``+``, so no conversion can be trusted to give the id the other system computes from the
+  text. Read files with ``dtype=str`` (``hash_csv`` always does).
 
 ``tests/data/external_id_vectors.tsv`` holds 260 pairs computed by the guide's own snippets.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import numbers
 import os
 import re
 import time
@@ -47,6 +53,18 @@ CHUNK_ROWS = 100_000
 
 #: Fewer ASCII digits than this in a phone number makes ids easy to guess or to collide.
 MIN_PHONE_DIGITS = 7
+
+#: How to read a file so that every cell stays the text it was, and only empty cells are missing.
+READ_AS_TEXT = "pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[''])"
+
+#: Offending rows an error lists before it says "and N more".
+SHOWN_ROWS = 5
+
+_WHY_TEXT = (
+    "Ids are hashed from the text as typed; a number has already lost a phone's formatting "
+    "(leading zeros, '+'), so no conversion can be trusted to give the id other systems compute. "
+    f"Read the file as text: {READ_AS_TEXT}."
+)
 
 
 def _key_bytes(key: str | bytes | None) -> bytes | None:
@@ -73,20 +91,59 @@ def _identifier_bytes(email: str, phone: str) -> bytes:
     return email.lower().encode("utf-8") + _phone_digits(phone)
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _describe(value: Any) -> str:
+    """``4295559847.0 (a number)`` or ``b'1' (bytes)``: a value that is not text, for an error."""
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return f"{value} (a number)"  # str, not repr: numpy's repr would read np.int64(5550100)
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _not_text(field: str, value: Any) -> FieldError:
+    if _is_missing(value):
+        return FieldError(field, f"Is missing ({value!r}); an id needs both values. external_ids gives <NA> for rows with a gap.")
+    return FieldError(field, f"Must be text (str), got {_describe(value)}. {_WHY_TEXT}")
+
+
+def _text_errors(columns: dict[str, pd.Series]) -> list[FieldError]:
+    """One complaint per column holding values that are neither text nor missing, naming the rows."""
+    errors = []
+    for field, values in columns.items():
+        if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+            continue  # the common case, decided in C; anything else is checked value by value
+        bad = [
+            (label, v)
+            for label, v in zip(values.index.tolist(), values.tolist(), strict=True)
+            if not isinstance(v, str) and not _is_missing(v)
+        ]
+        if bad:
+            shown = ", ".join(f"row {label!r}: {_describe(v)}" for label, v in bad[:SHOWN_ROWS])
+            more = f" and {len(bad) - SHOWN_ROWS} more" if len(bad) > SHOWN_ROWS else ""
+            errors.append(FieldError(field, f"{len(bad)} of {len(values)} values are not text ({shown}{more}). {_WHY_TEXT}"))
+    return errors
+
+
 def external_id(email: str, phone: str, *, key: str | bytes | None = None) -> str:
     """The external identifier for one email and phone (see the module docstring).
 
     Args:
-        email: used lower-cased, untrimmed.
-        phone: only its ASCII digits are used.
+        email: text (``str``), used lower-cased, untrimmed.
+        phone: text (``str``); only its ASCII digits are used. A number is refused, not
+            converted: it has already lost the phone's leading zeros and ``+``.
         key: when given, HMAC-SHA256 with this key instead of plain MD5.
 
     Returns:
         32 lowercase hex characters (MD5), or 64 with a key.
+
+    Raises:
+        ValidationError: email or phone is not a ``str`` (a number, None, NaN...).
     """
-    for name, value in (("email", email), ("phone", phone)):
-        if not isinstance(value, str):
-            raise ValidationError("external_id", [FieldError(name, f"Must be a string, got {type(value).__name__}.")])
+    errors = [_not_text(name, value) for name, value in (("email", email), ("phone", phone)) if not isinstance(value, str)]
+    if errors:
+        raise ValidationError("external_id", errors)
     data = _identifier_bytes(email, phone)
     secret = _key_bytes(key)
     if secret is not None:
@@ -104,8 +161,11 @@ def external_ids(
     """External identifiers for whole columns: ``external_ids(df.email, df.phone)``.
 
     Or pass a DataFrame and the two column names: ``external_ids(df, "phone", email_col="email")``
-    (the email column defaults to ``"email"``). A row with a missing email or phone gets a
-    missing id (``<NA>``), never an exception. Returns a string Series aligned with the input.
+    (the email column defaults to ``"email"``). A row with a missing email or phone (None, NaN,
+    ``pd.NA``) gets a missing id (``<NA>``). Every other value must be text, as for
+    ``external_id``: a column holding numbers (``pd.read_csv`` without ``dtype=str``) raises a
+    ValidationError naming the rows, since the numbers have lost the phones' formatting and
+    would hash to ids no other system computes. Returns a string Series aligned with the input.
     """
     if isinstance(emails, pd.DataFrame):
         frame = emails
@@ -120,6 +180,9 @@ def external_ids(
     if len(emails) != len(phones):
         raise ValidationError("external_ids", [FieldError(None, f"{len(emails)} emails but {len(phones)} phones.")])
     secret = _key_bytes(key)
+    named = {(s.name if isinstance(s.name, str) else role): s for role, s in (("email", emails), ("phone", phones))}
+    if errors := _text_errors(named):
+        raise ValidationError("external_ids", errors)
     digests: list[str | None] = []
     for begin in range(0, len(emails), CHUNK_ROWS):
         digests.extend(_hash_chunk(emails.iloc[begin : begin + CHUNK_ROWS], phones.iloc[begin : begin + CHUNK_ROWS], secret))
@@ -130,8 +193,10 @@ def _hash_chunk(emails: pd.Series, phones: pd.Series, secret: bytes | None) -> l
     """Ids for one batch: the hot loop of a million-row file, so two flat comprehensions over
     plain lists (iterating lists is faster than numpy object arrays) with no per-row branching
     beyond the ASCII fast path. ``str.encode()`` with no argument is UTF-8, and quicker to call.
+
+    Every value must already be text or missing (callers check, or read as text): nothing here
+    converts, so a number that slipped through fails loudly instead of hashing its repr.
     """
-    emails, phones = emails.astype("string"), phones.astype("string")
     missing = (emails.isna() | phones.isna()).to_numpy()
     email_values = emails.to_numpy(dtype=object, na_value="").tolist()
     other, sub = _ASCII_NON_DIGITS, _NOT_ASCII_DIGIT.sub

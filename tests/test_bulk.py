@@ -54,6 +54,38 @@ def test_results_keep_the_input_and_add_typed_columns(client):
     assert str(results["patient_id"].dtype) == "Int64" and results.loc[10, "note"] == "x"
 
 
+def test_repeated_index_labels_from_concat_are_processed_row_by_row(client):
+    first = frame_of(make_patient(1), make_patient(2))
+    second = frame_of(make_patient(3, lastName=None), make_patient(1, firstName="Other"))
+    source = pd.concat([first, second])  # index 0, 1, 0, 1
+    results = upsert_patients(client, source, progress=False)
+    assert results.index.tolist() == [0, 1, 0, 1]
+    assert results["externalIdentifier"].tolist() == source["externalIdentifier"].tolist()
+    assert results["status"].tolist() == ["created", "created", "invalid", "invalid"]
+    assert "lastName" in results["error"].iloc[2]
+    assert "Same externalIdentifier as frame.iloc[0] (index label 0)" in results["error"].iloc[3]
+    assert results["patient_id"].iloc[0] != results["patient_id"].iloc[1]
+    assert client.patients.page(size=1).total == 2
+
+
+def test_an_input_column_named_like_a_result_column_is_refused_before_any_request(client, sandbox):
+    source = frame_of(make_patient(1)).assign(status=["active"], error=["none"])  # a CRM export's own columns
+    before = sandbox.request_counts()
+    with pytest.raises(nb.ValidationError) as caught:
+        upsert_patients(client, source, progress=False)
+    assert [fe.field for fe in caught.value.field_errors] == ["status", "error"]
+    assert 'rename(columns={"status": "crm_status"})' in str(caught.value)
+    assert sandbox.request_counts() == before and source["status"].tolist() == ["active"]
+
+
+def test_repeated_column_names_are_refused(client):
+    source = frame_of(make_patient(1))
+    source = pd.concat([source, source[["email"]].assign(email="other@example.org")], axis=1)
+    with pytest.raises(nb.ValidationError) as caught:
+        upsert_patients(client, source, progress=False)
+    assert caught.value.field_errors[0].field == "email" and "more than once" in str(caught.value)
+
+
 def test_changed_rows_are_updated_and_columns_absent_from_the_file_are_kept(client):
     created = client.patients.create(make_patient(1, enrolled=True))
     source = pd.DataFrame({"externalIdentifier": ["ext-00001"], "firstName": ["Anna"], "lastName": ["Last1"]})

@@ -1,10 +1,12 @@
 import csv
 import hashlib
 import hmac
+import io
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -70,6 +72,42 @@ def test_missing_values_give_a_missing_id_never_an_error():
     assert ids.iloc[2] == nb.external_id("c@d.org", "456") and str(ids.dtype) == "string"
 
 
+def test_numbers_are_refused_by_both_functions_naming_the_rows_and_the_fix():
+    # read_csv without dtype=str turns "4295559847" into 4295559847.0: its id would be silently wrong.
+    frame = pd.read_csv(io.StringIO("email,phone\na@b.org,4295559847\nc@d.org,\ne@f.org,5550100123\n"))
+    assert frame["phone"].dtype == "float64"
+    with pytest.raises(nb.ValidationError) as caught:
+        nb.external_ids(frame["email"], frame["phone"])
+    (problem,) = caught.value.field_errors
+    assert problem.field == "phone" and "2 of 3" in problem.message
+    assert "row 0: 4295559847.0 (a number)" in problem.message and "row 2: 5550100123.0" in problem.message
+    assert "dtype=str" in problem.message and "leading zeros" in problem.message
+    with pytest.raises(nb.ValidationError) as caught:
+        nb.external_id("a@b.org", 4295559847.0)
+    assert caught.value.field_errors[0].field == "phone" and "dtype=str" in str(caught.value)
+
+
+def test_a_stray_number_among_text_is_refused_too_and_emails_are_checked_alike():
+    emails = pd.Series(["a@b.org", 7, None], index=["x", "y", "z"], name="mail")
+    phones = pd.Series(["555", b"555", np.int64(5550100)], index=["x", "y", "z"], dtype=object)
+    with pytest.raises(nb.ValidationError) as caught:
+        nb.external_ids(emails, phones)
+    problems = {fe.field: fe.message for fe in caught.value.field_errors}
+    assert "row 'y': 7 (a number)" in problems["mail"]
+    assert "row 'y': b'555' (bytes)" in problems["phone"] and "row 'z': 5550100 (a number)" in problems["phone"]
+    with pytest.raises(nb.ValidationError):
+        nb.external_id(7, "555")
+
+
+def test_missing_values_of_any_kind_stay_missing_whatever_the_column_type():
+    ids = nb.external_ids(pd.Series(["a@b.org", "c@d.org", "e@f.org"]), pd.Series([np.nan, pd.NaT, "1"], dtype=object))
+    assert ids.isna().tolist() == [True, True, False]
+    all_missing = nb.external_ids(pd.Series(["a@b.org"]), pd.Series([np.nan]))  # float64, like an empty CSV column
+    assert all_missing.isna().all()
+    categories = pd.Series(["555", None], dtype="category")
+    assert nb.external_ids(pd.Series(["a@b.org", "a@b.org"]), categories).tolist() == [nb.external_id("a@b.org", "555"), pd.NA]
+
+
 def test_dataframe_form_and_index_alignment():
     frame = pd.DataFrame({"mail": ["A@b.org", "c@d.org"], "phone": ["1", "2"]}, index=[10, 20])
     ids = nb.external_ids(frame, "phone", email_col="mail")
@@ -81,6 +119,8 @@ def test_dataframe_form_and_index_alignment():
 def test_bad_arguments_are_clear():
     with pytest.raises(nb.ValidationError):
         nb.external_id(None, "1")
+    with pytest.raises(nb.ValidationError, match="Is missing"):
+        nb.external_id("a@b.org", float("nan"))
     with pytest.raises(nb.ValidationError):
         nb.external_ids(pd.Series(["a"]), pd.Series(["1", "2"]))
 
@@ -141,6 +181,15 @@ def test_hash_csv_streams_in_chunks_and_keeps_every_column(tmp_path):
     assert result.loc[1, "phone"] == "0000000001"  # read as text: leading zeros kept
     assert result.loc[1, "externalIdentifier"] == nb.external_id("User1@Example.org", "0000000001")
     assert result.loc[0, "externalIdentifier"] == ""  # empty email: no id
+
+
+def test_hash_csv_hashes_the_text_in_the_file_even_where_pandas_would_see_numbers(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text("email,phone\na@b.org,4295559847\nc@d.org,\ne@f.org,00441234567\n")
+    assert pd.read_csv(source)["phone"].dtype == "float64"  # what an untyped read would hash
+    assert hash_csv(source, out, progress=False).missing == 1
+    ids = pd.read_csv(out, dtype=str, keep_default_na=False)["externalIdentifier"].tolist()
+    assert ids == [nb.external_id("a@b.org", "4295559847"), "", nb.external_id("e@f.org", "00441234567")]
 
 
 def test_hash_csv_refuses_bad_input(tmp_path):
