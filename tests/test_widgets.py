@@ -1,6 +1,7 @@
 """Drive the real widgets in code: set .value, .click(), read what a person would see."""
 
 import datetime as dt
+import html
 import time
 
 import pytest
@@ -132,8 +133,6 @@ def test_blank_text_counts_as_empty(client, value):
 
 # -- PatientForm: every field, live validation, update review, lookup (issue 4) ---------------
 
-import threading  # noqa: E402
-
 from impilo_nb.ids import external_id  # noqa: E402
 from impilo_nb.widgets import PatientSearch  # noqa: E402
 
@@ -218,17 +217,20 @@ def test_address_errors_open_the_section(client):
     assert "lineOne" in form.errors["address"].value and form.sections.selected_index == 0
 
 
-def test_button_is_disabled_while_the_request_is_in_flight(client, sandbox):
+def test_button_is_disabled_while_the_request_is_in_flight(client, monkeypatch):
     form = PatientForm(client)
     fill(form, firstName="A", lastName="B")
-    sandbox.inject_fault(status=None, delay=1.0)
-    worker = threading.Thread(target=form.submit)
-    worker.start()
-    deadline = time.monotonic() + 5
-    while not form.submit_button.disabled and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert form.submit_button.disabled and "Sending" in form.status.value
-    worker.join()
+    seen = []
+    send = client.patients.create
+
+    def create(patient):  # look at the form at the moment the request goes out
+        seen.append((form.submit_button.disabled, form.status.value))
+        return send(patient)
+
+    monkeypatch.setattr(client.patients, "create", create)
+    form.submit_button.click()
+    [(disabled, status)] = seen
+    assert disabled and "Sending" in status
     assert not form.submit_button.disabled and "Created" in form.status.value
 
 
@@ -292,6 +294,28 @@ def test_load_by_external_identifier_and_by_id(client):
     form.lookup.value = "nobody"
     form.load_button.click()
     assert "No patient has external identifier &#x27;nobody&#x27;." in form.status.value
+
+
+@pytest.mark.parametrize("text", ["٣", "３", "²", "3²"])
+def test_load_reads_only_ascii_digits_as_an_id(client, text):
+    """Other scripts' digits pass str.isdigit (and int("٣") is 3), but they are no Impilo id."""
+    for n in range(3):
+        client.patients.create({"firstName": f"P{n}", "lastName": "X"})
+    form = PatientForm(client)
+    form.lookup.value = text
+    form.load_button.click()
+    assert form.patient_id is None and form.fields["firstName"].value == ""
+    assert f"No patient has external identifier {html.escape(repr(text))}." in form.status.value
+
+
+def test_load_finds_an_external_identifier_written_in_other_digits(client):
+    for n in range(3):
+        client.patients.create({"firstName": f"P{n}", "lastName": "X"})
+    holder = client.patients.create({"firstName": "Rania", "lastName": "Haddad", "externalIdentifier": "٣"})
+    form = PatientForm(client)
+    form.lookup.value = "٣"
+    form.load_button.click()
+    assert form.patient_id == holder.id != 3 and form.fields["firstName"].value == "Rania"
 
 
 def test_generate_external_identifier_fills_it_and_warns_about_hazards(client):
@@ -360,8 +384,12 @@ def test_search_with_nothing_typed_or_nothing_found(client):
 # -- WebhookLogView ----------------------------------------------------------------------------
 
 import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
-from impilo_nb.widgets import WebhookLogView  # noqa: E402
+from impilo_nb._constants import ENV_REPORT  # noqa: E402
+from impilo_nb.widgets import WebhookLogView, log_view  # noqa: E402
+from impilo_nb.widgets.log_view import TIMELINE_TAB  # noqa: E402
 
 
 def deliver(log, event_id, type_="patient.created", **payload):
@@ -404,49 +432,156 @@ def test_log_view_detail_shows_the_selected_event_json(event_log):
     assert "&quot;firstName&quot;: &quot;Ana &lt;b&gt;&quot;" in view.detail.value
 
 
+class FakeClock:
+    """Stands in for time.monotonic, so the timing rules are checked without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_until(condition, hang_guard: float = 30.0) -> None:
+    """Wait for ``condition``; the deadline only stops a hang, it asserts no speed."""
+    deadline = time.monotonic() + hang_guard
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {hang_guard} s: hung"
+        time.sleep(0.02)
+
+
+def show_timeline(view) -> None:
+    view.tabs.selected_index = TIMELINE_TAB
+
+
 def test_log_view_timeline_is_a_png(event_log):
     deliver(event_log, 1)
     view = WebhookLogView(event_log, live=False)
+    show_timeline(view)
     assert view.timeline.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert view.timeline.layout.display is None and view._timeline_note.value == ""
 
 
-def test_log_view_shows_a_new_event_within_a_second(event_log):
+def test_log_view_draws_the_timeline_only_while_its_tab_is_shown(event_log, monkeypatch):
+    drawn = []
+    draw = log_view._timeline_png
+    monkeypatch.setattr(log_view, "_timeline_png", lambda log: drawn.append(len(log)) or draw(log))
+    deliver(event_log, 1)
+    view = WebhookLogView(event_log, live=False, timeline_interval=0)
+    assert drawn == [] and view.timeline.value == b""  # building the view draws nothing
+    deliver(event_log, 2)
+    view.refresh(force_plot=True)
+    assert drawn == [] and "2 events" in view.counts.value
+    assert not view._poll_once()  # a hidden timeline that lags is no reason to refresh
+    show_timeline(view)
+    assert drawn == [2]  # drawn when first looked at
+    view.tabs.selected_index = 0
+    show_timeline(view)
+    assert drawn == [2]  # up to date: not drawn again
+    view.tabs.selected_index = 0
+    deliver(event_log, 3)
+    view.refresh()
+    assert drawn == [2]
+    show_timeline(view)
+    assert drawn == [2, 3]  # stale when opened: redrawn
+
+
+def test_building_and_refreshing_the_view_never_imports_matplotlib(tmp_path):
+    code = f"""
+import json, sys
+import impilo_nb as nb
+from impilo_nb.widgets import WebhookLogView
+log = nb.EventLog({str(tmp_path / "events.db")!r})
+view = WebhookLogView(log, live=False, timeline_interval=0)
+log.record_body(json.dumps({{"id": 1, "type": "patient.created", "payload": {{"id": 10}}}}).encode())
+view.refresh_button.click()
+print("matplotlib" in sys.modules, view.counts.value)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("False") and "1 event " in done.stdout
+
+
+def test_log_view_report_snapshot_has_the_timeline_though_its_tab_was_never_opened(event_log, monkeypatch):
+    deliver(event_log, 1)
+    view = WebhookLogView(event_log, live=False)
+    monkeypatch.setenv(ENV_REPORT, "1")
+    snapshot = view._repr_mimebundle_()["text/html"]
+    assert "1 event " in snapshot and "<img alt='timeline' src='data:image/png;base64,iVBORw0KGgo" in snapshot
+
+
+def test_log_view_live_shows_new_events_by_itself(event_log):
     view = WebhookLogView(event_log)  # live
     try:
         assert "No events yet" in view.counts.value
         deliver(event_log, 1)
-        deadline = time.monotonic() + 1.0
-        while "1 event " not in view.counts.value and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert "1 event " in view.counts.value and view.frame["event_id"].tolist() == [1]
+        wait_until(lambda: "1 event " in view.counts.value)
+        assert view.frame["event_id"].tolist() == [1]
     finally:
         view.close()
 
 
 def test_log_view_redraws_the_timeline_at_most_every_interval_but_never_leaves_it_behind(event_log):
-    view = WebhookLogView(event_log, refresh_interval=0.1, timeline_interval=1.5)
-    try:
-        first = view.timeline.value
-        deliver(event_log, 1)
-        deadline = time.monotonic() + 1.0
-        while "1 event " not in view.counts.value and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert "1 event " in view.counts.value and view.timeline.value == first  # table now, picture later
-        deadline = time.monotonic() + 5.0
-        while view.timeline.value == first and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert view.timeline.value != first  # drawn once due, with no further event to prompt it
-    finally:
-        view.close()
+    view = WebhookLogView(event_log, live=False, timeline_interval=5.0)
+    clock = view._clock = FakeClock()
+    show_timeline(view)
+    first = view.timeline.value
+    clock.now += 1
+    deliver(event_log, 1)
+    assert view._poll_once()
+    assert "1 event " in view.counts.value and view.timeline.value == first  # table now, picture later
+    clock.now += 3.9
+    assert not view._poll_once()  # nothing new, picture not due yet: no work
+    clock.now += 0.1
+    assert view._poll_once() and view.timeline.value != first  # due, with no further event to prompt it
+    assert not view._poll_once()  # caught up
+
+
+def test_log_view_refresh_button_redraws_the_shown_timeline_at_once(event_log):
+    view = WebhookLogView(event_log, live=False, timeline_interval=3600)
+    view._clock = FakeClock()
+    show_timeline(view)
+    first = view.timeline.value
+    deliver(event_log, 1)
+    view.refresh()
+    assert view.timeline.value == first  # not due
+    view.refresh_button.click()
+    assert view.timeline.value != first
+
+
+def test_log_view_backs_off_to_twice_its_last_refresh(event_log, monkeypatch):
+    view = WebhookLogView(event_log, live=False, refresh_interval=0.5)
+    clock = view._clock = FakeClock()
+    read = event_log.frame
+
+    def slow_read(*args, **kwargs):
+        clock.now += 0.8
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(event_log, "frame", slow_read)
+    view.refresh()
+    assert view._next_wait() == pytest.approx(1.6)
+    monkeypatch.setattr(event_log, "frame", read)
+    view.refresh()
+    assert view._next_wait() == 0.5
 
 
 def test_log_view_refresh_button_and_live_off(event_log):
     view = WebhookLogView(event_log, live=False)
     deliver(event_log, 1)
-    time.sleep(0.7)
-    assert view.frame.empty  # not live: nothing changes by itself
+    assert view._thread is None and view.frame.empty  # not live: nothing watches the log
     view.refresh_button.click()
     assert view.frame["event_id"].tolist() == [1]
+
+
+def test_log_view_starts_watching_when_live_is_switched_on(event_log):
+    view = WebhookLogView(event_log, live=False)
+    try:
+        view.live.value = True
+        deliver(event_log, 1)
+        wait_until(lambda: "1 event " in view.counts.value)
+    finally:
+        view.close()
 
 
 def test_log_view_needs_an_event_log():

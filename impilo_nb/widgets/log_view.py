@@ -3,10 +3,14 @@
 Newest first; filter by type and by free text (matched in any column, payload included);
 per-type counts; a timeline of events per minute by type; the selected event's JSON. While
 ``live`` is on, a background thread re-reads the log when it changes (checked every
-``refresh_interval`` seconds), so a new delivery shows within a second. The view shares the
-kernel with any receiver running in it, so it backs off on big logs: it waits at least twice
-as long as its last refresh took, and redraws the timeline at most every
-``TIMELINE_MIN_INTERVAL`` seconds.
+``refresh_interval`` seconds). The view shares the kernel with any receiver running in it, so
+it backs off on big logs: it waits at least twice as long as its last refresh took, and
+redraws the timeline at most every ``TIMELINE_MIN_INTERVAL`` seconds.
+
+The timeline (matplotlib, by far the costliest part, and a slow import in a fresh kernel) is
+drawn only while its tab is shown, and brought up to date when the tab is opened; a report
+snapshot draws it too. Building the view, and refreshing it while the timeline is hidden,
+never touches matplotlib.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ TIMELINE_MIN_INTERVAL = 5.0
 
 #: Rows shown in the table; the filters narrow the rest.
 DEFAULT_MAX_ROWS = 50
+
+#: Position of the Timeline tab in ``view.tabs``.
+TIMELINE_TAB = 2
 
 
 class WebhookLogView(Snapshot, w.VBox):
@@ -69,7 +76,9 @@ class WebhookLogView(Snapshot, w.VBox):
         self.table = w.HTML()
         self.event_picker = w.Dropdown(options=[], description="Event", layout=w.Layout(width="40em"))
         self.detail = w.HTML()
-        self.timeline = w.Image(format="png", layout=w.Layout(max_width="720px"))
+        # Hidden until drawn: an empty Image shows as a broken picture in the browser.
+        self.timeline = w.Image(format="png", layout=w.Layout(max_width="720px", display="none"))
+        self._timeline_note = w.HTML("<i>Drawing the timeline…</i>")
 
         self.type_filter.observe(lambda _: self.refresh(), names="value")
         self.search.observe(lambda _: self.refresh(), names="value")
@@ -78,18 +87,19 @@ class WebhookLogView(Snapshot, w.VBox):
         self.live.observe(lambda change: self._watch() if change["new"] else None, names="value")
 
         controls = w.HBox([self.type_filter, self.search, self.live, self.refresh_button])
-        tabs = w.Tab(children=[w.VBox([self.table]), w.VBox([self.event_picker, self.detail]), self.timeline])
-        for index, title in enumerate(("Events", "Detail", "Timeline")):
-            tabs.set_title(index, title)
-        super().__init__([controls, self.counts, tabs])
+        panes = [w.VBox([self.table]), w.VBox([self.event_picker, self.detail]), w.VBox([self._timeline_note, self.timeline])]
+        self.tabs = w.Tab(children=panes, titles=("Events", "Detail", "Timeline"))
+        super().__init__([controls, self.counts, self.tabs])
 
+        self._clock = time.monotonic  # tests swap in a fake clock to check the timing rules
         self._seen_version: tuple | None = None
         self._plotted_version: tuple | None = None
         self._plotted_at = 0.0
         self._refresh_seconds = 0.0
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
-        self.refresh(force_plot=True)
+        self.tabs.observe(lambda _: self._timeline_opened(), names="selected_index")
+        self.refresh()
         if live:
             self._watch()
 
@@ -97,9 +107,13 @@ class WebhookLogView(Snapshot, w.VBox):
         return f"WebhookLogView({str(self.event_log.path)!r})"
 
     def snapshot_html(self) -> str:
-        """Counts, the table and the timeline as they are now (for reports)."""
+        """Counts, the table and the timeline as they are now (for reports).
+
+        A report has no one to open the Timeline tab, so the timeline is drawn here if stale.
+        """
         import base64
 
+        self._update_timeline()
         image = base64.b64encode(self.timeline.value).decode() if self.timeline.value else ""
         timeline = f"<img alt='timeline' src='data:image/png;base64,{image}'>" if image else ""
         return f"<b>Webhook log</b> (live in JupyterLab){self.counts.value}{self.table.value}{timeline}"
@@ -107,28 +121,24 @@ class WebhookLogView(Snapshot, w.VBox):
     # -- reading the log ---------------------------------------------------------------------
 
     def refresh(self, *, force_plot: bool = False) -> None:
-        """Re-read the log and redraw counts, table, event list and (if the log changed) timeline."""
-        started = time.monotonic()
+        """Re-read the log and redraw counts, table and event list.
+
+        The timeline is redrawn only while its tab is shown, when the log changed and a redraw
+        is due (``timeline_interval``), or at once with ``force_plot`` (the Refresh button).
+        """
+        started = self._clock()
         with self._lock:
             version = self.event_log.version()
             full = self.event_log.frame()
             self._update_type_options(full)
-            frame = full
-            if self.type_filter.value != ALL_TYPES:
-                frame = frame[frame["type"] == self.type_filter.value]
-            text = self.search.value.strip()
-            if text and not frame.empty:
-                hits = frame.astype(str).apply(lambda col: col.str.contains(text, case=False, regex=False)).any(axis=1)
-                frame = frame[hits]
-            self.frame = frame.iloc[::-1].reset_index(drop=True)  # newest first
+            self.frame = _filtered(full, self.type_filter.value, self.search.value.strip())
             self.counts.value = _counts_html(full, len(self.frame))
             self.table.value = _table_html(self.frame.head(self.max_rows))
             self._update_picker()
-            if force_plot or (version != self._plotted_version and self._timeline_due()):
-                self.timeline.value = _timeline_png(self.event_log)
-                self._plotted_version, self._plotted_at = version, time.monotonic()
+            if self._timeline_shown() and (force_plot or (version != self._plotted_version and self._timeline_due())):
+                self._draw_timeline(version)
             self._seen_version = version
-        self._refresh_seconds = time.monotonic() - started
+        self._refresh_seconds = self._clock() - started
 
     def _update_type_options(self, frame: pd.DataFrame) -> None:
         types = sorted(frame["type"].dropna().unique()) if not frame.empty else []
@@ -163,6 +173,32 @@ class WebhookLogView(Snapshot, w.VBox):
         pretty = html.escape(json.dumps(envelope, indent=2, ensure_ascii=False))
         self.detail.value = f"<pre style='max-height:24em;overflow:auto'>{pretty}</pre>"
 
+    # -- the timeline ------------------------------------------------------------------------
+
+    def _timeline_shown(self) -> bool:
+        return self.tabs.selected_index == TIMELINE_TAB
+
+    def _timeline_opened(self) -> None:
+        if self._timeline_shown():
+            self._update_timeline()
+
+    def _update_timeline(self) -> None:
+        """Draw the timeline now if the log changed since it was last drawn (whether due or not)."""
+        with self._lock:
+            version = self.event_log.version()
+            if version != self._plotted_version:
+                self._draw_timeline(version)
+
+    def _draw_timeline(self, version: tuple) -> None:
+        with self._lock:
+            self.timeline.value = _timeline_png(self.event_log)
+            self.timeline.layout.display = None
+            self._timeline_note.value = ""
+            self._plotted_version, self._plotted_at = version, self._clock()
+
+    def _timeline_due(self) -> bool:
+        return self._clock() - self._plotted_at >= self.timeline_interval
+
     # -- live updates ------------------------------------------------------------------------
 
     def _watch(self) -> None:
@@ -172,20 +208,31 @@ class WebhookLogView(Snapshot, w.VBox):
         self._thread = threading.Thread(target=self._poll, name="impilo-log-view", daemon=True)
         self._thread.start()
 
-    def _timeline_due(self) -> bool:
-        return time.monotonic() - self._plotted_at >= self.timeline_interval
-
     def _poll(self) -> None:
-        while not self._stop.wait(max(self.refresh_interval, 2 * self._refresh_seconds)):
+        while not self._stop.wait(self._next_wait()):
             if not self.live.value:
                 return
             try:
-                version = self.event_log.version()
-                # Also when only the timeline lags behind: a last event must not stay undrawn.
-                if version != self._seen_version or (version != self._plotted_version and self._timeline_due()):
-                    self.refresh()
+                self._poll_once()
             except Exception:  # the log was closed under us: stop watching rather than spin
                 return
+
+    def _next_wait(self) -> float:
+        """Seconds until the next check: ``refresh_interval``, or twice the last refresh if longer."""
+        return max(self.refresh_interval, 2 * self._refresh_seconds)
+
+    def _poll_once(self) -> bool:
+        """One check of the live watch; True if it refreshed.
+
+        Refreshes when the log changed, and also when only the shown timeline lags behind and is
+        due, so a last event is drawn even if no later one comes to prompt it.
+        """
+        version = self.event_log.version()
+        lagging = self._timeline_shown() and version != self._plotted_version and self._timeline_due()
+        if version == self._seen_version and not lagging:
+            return False
+        self.refresh()
+        return True
 
     def close(self) -> None:
         """Stop watching the log and close the widget."""
@@ -196,6 +243,17 @@ class WebhookLogView(Snapshot, w.VBox):
         if thread is not None and thread is not threading.current_thread():
             thread.join(self.refresh_interval + 1)
         super().close()
+
+
+def _filtered(full: pd.DataFrame, event_type: str, text: str) -> pd.DataFrame:
+    """The events of ``event_type`` (or all) with ``text`` in any column, newest first."""
+    frame = full
+    if event_type != ALL_TYPES:
+        frame = frame[frame["type"] == event_type]
+    if text and not frame.empty:
+        hits = frame.astype(str).apply(lambda col: col.str.contains(text, case=False, regex=False)).any(axis=1)
+        frame = frame[hits]
+    return frame.iloc[::-1].reset_index(drop=True)
 
 
 def _event_label(row) -> str:

@@ -247,12 +247,16 @@ class PatientForm(Snapshot, w.VBox):
         )
 
     def load_any(self, text: str) -> Patient | None:
-        """Load by id when ``text`` is a number, else by external identifier (the Load button)."""
+        """Load by Impilo id when ``text`` is ASCII digits, else by external identifier (the Load button).
+
+        ASCII only: ``str.isdigit`` and ``int`` also accept other scripts' digits ("٣" is 3), and
+        such text is an external identifier to look up exactly, never an id.
+        """
         text = (text or "").strip()
         if not text:
             self._set_status("Type a patient id or an external identifier to load.", ok=False)
             return None
-        return self.load(int(text)) if text.isdigit() else self.load_external_id(text)
+        return self.load(int(text)) if text.isascii() and text.isdigit() else self.load_external_id(text)
 
     def _load(self, fetch: Callable[[], Patient | None], missing: str = "") -> Patient | None:
         try:
