@@ -506,3 +506,58 @@ def test_an_unreadable_retry_after_does_not_fail_the_request():
     with HostileServer(lambda seen: next(answers)) as api:
         client = nb.ImpiloClient(base_url=api.url, api_key=KEY, max_retries=1)
         assert client.patients.get(7).id == 7
+
+
+# -- without a server (impilo_nb.testing) ------------------------------------------------------
+
+from impilo_nb.testing import Reply, mock_session  # noqa: E402
+
+
+def offline_client(handler=lambda request: Reply(500)):
+    session = mock_session(handler)
+    return nb.ImpiloClient(base_url="https://impilo.test", api_key=KEY, session=session), session.adapters["https://"]
+
+
+def test_invalid_input_sends_nothing():
+    client, adapter = offline_client()
+    for call in (
+        lambda: client.patients.create({"firstName": "A"}),
+        lambda: client.patients.update(0, make_patient()),
+        lambda: client.patients.patch(1, {"sex": "x"}),
+        lambda: client.patients.list(colour="red"),
+        lambda: client.patients.page(sort="age"),
+        lambda: client.webhooks.create(type="patient.update", url="ftp://x"),
+        lambda: client.webhook_secret.create("two\nlines"),
+    ):
+        with pytest.raises(nb.ValidationError):
+            call()
+    assert adapter.requests == []
+
+
+def test_every_request_carries_the_key_and_names_the_package():
+    client, adapter = offline_client(lambda request: Reply(200, json=PATIENT))
+    client.patients.get(7)
+    headers = adapter.requests[0].headers
+    assert headers["Impilo-API-Key"] == KEY and headers["User-Agent"].startswith(f"impilo_nb/{nb.__version__}")
+
+
+def test_list_follows_pages_until_the_last():
+    def handler(request):
+        number = int(request.path_url.split("page=")[1].split("&")[0])
+        content = [{**PATIENT, "id": number * 10 + n} for n in range(2)]
+        return Reply(200, json={"content": content, "page": number, "size": 2, "total": 6, "first": number == 1,
+                                "last": number == 3})
+
+    client, adapter = offline_client(handler)
+    assert [p.id for p in client.patients.list(size=2)] == [10, 11, 20, 21, 30, 31]
+    assert len(adapter.requests) == 3
+
+
+def test_filters_are_sent_in_the_wire_spelling_with_lists_as_repeated_parameters():
+    client, adapter = offline_client(lambda request: Reply(200, json={"content": [], "page": 1, "size": 15, "total": 0,
+                                                                     "first": True, "last": True}))
+    client.patients.page(external_identifier=["a,b", "c"], date_of_birth_min=__import__("datetime").date(1980, 1, 2),
+                         archived=False)
+    url = adapter.requests[0].path_url
+    assert "externalIdentifier=a%2Cb&externalIdentifier=c" in url
+    assert "dateOfBirthMin=1980-01-02" in url and "archived=false" in url
