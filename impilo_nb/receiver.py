@@ -6,26 +6,38 @@
 
 For each ``POST {path}`` it checks the ``Impilo-Webhook-Secret`` header in constant time
 (missing or wrong: 401, counted as a rejection, body not kept), bounds the body (413 past
-``max_body``), parses JSON (400), requires an event type (422), and answers 2xx only once the
-event is committed to disk, so every acknowledged delivery survives a crash. ``GET /health``
-answers ``{"status": "ok", "events": N}``.
+``max_body``), has the log check the body (``eventlog.parse_delivery``: JSON, nesting depth,
+valid Unicode, 400; an event type, 422), and answers 2xx only once the event is committed to
+disk, so every acknowledged delivery survives a crash. ``GET /health`` answers
+``{"status": "ok", "events": N}``.
+
+Bad input only ever gets a 4xx, recorded in ``log.rejections()``. A 5xx means the receiver could
+not do its part, and asks the sender to retry: 503 (with ``Retry-After``) when the event log
+cannot store (disk full, database locked past its timeout, I/O error), 500 for a fault in the
+receiver itself. Neither body carries a traceback or any request data; the receiver's log
+(``logging`` name ``impilo_nb.receiver``) gets the details, with the webhook secret and any
+credential header masked.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import sqlite3
+import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ._constants import DEFAULT_HOST, WEBHOOK_SECRET_HEADER
 from .errors import ConfigurationError
-from .eventlog import EventLog, InvalidDelivery
+from .eventlog import SECRET_HEADERS, EventLog, InvalidDelivery
 from .models import HEADER_SAFE_RULE, header_safe
 from .serving import BackgroundServer
 
@@ -37,6 +49,17 @@ DEFAULT_PATH = "/webhooks/impilo"
 #: Largest body accepted. A patient record is a few kB; this leaves room for any Impilo model
 #: while keeping a runaway sender from filling memory or disk.
 MAX_BODY_BYTES = 1024 * 1024
+
+#: Seconds a 503 asks the sender to wait: long enough for a lock to clear or an operator to free disk.
+RETRY_AFTER_SECONDS = 30
+
+#: Credential header values shorter than this are not masked in the log: they would match
+#: ordinary words, and a credential that short protects nothing.
+MIN_MASKED_CHARS = 6
+
+logger = logging.getLogger(__name__)
+
+_Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _check_secret(secret: str | None) -> bytes | None:
@@ -52,7 +75,10 @@ def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAUL
     expected = _check_secret(secret)
 
     async def refuse(status: int, reason: str, remote: str | None) -> JSONResponse:
-        await run_in_threadpool(log.record_rejection, status, reason, remote_addr=remote)
+        try:
+            await run_in_threadpool(log.record_rejection, status, reason, remote_addr=remote)
+        except (sqlite3.Error, OSError) as exc:  # the refusal stands even when it cannot be counted
+            logger.warning("webhook receiver: could not record a %d refusal: %s: %s", status, type(exc).__name__, exc)
         return JSONResponse({"status": status, "error": reason}, status)
 
     async def deliver(request: Request) -> JSONResponse:
@@ -64,7 +90,7 @@ def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAUL
             if not hmac.compare_digest(given.encode("latin-1"), expected):
                 return await refuse(401, f"wrong {WEBHOOK_SECRET_HEADER}", remote)
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_body:
+        if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > max_body):
             return await refuse(413, f"body of {length} bytes is over the {max_body}-byte limit", remote)
         body = bytearray()
         async for chunk in request.stream():
@@ -80,7 +106,55 @@ def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAUL
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "events": await run_in_threadpool(len, log)})
 
-    return Starlette(routes=[Route(path, deliver, methods=["POST"]), Route("/health", health, methods=["GET"])])
+    return Starlette(
+        routes=[
+            Route(path, _guarded(deliver, secret), methods=["POST"]),
+            Route("/health", _guarded(health, secret), methods=["GET"]),
+        ]
+    )
+
+
+def _guarded(endpoint: _Endpoint, secret: str | None) -> _Endpoint:
+    """``endpoint``, answering any exception it lets through without a traceback or request data.
+
+    Bad input never gets here (the log refuses it with ``InvalidDelivery``, a 4xx). A storage
+    failure is 503 so the platform retries later; anything else is a fault of ours, 500. Both
+    are logged with the secret and credential headers masked.
+    """
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to read it
+        except (sqlite3.Error, OSError) as exc:
+            logger.error(
+                "webhook receiver: the event log could not store a delivery (%s); answered 503 so the sender retries",
+                _masked(f"{type(exc).__name__}: {exc}", request, secret),
+            )
+            reason = "the event log cannot store events right now; nothing was stored, retry later"
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return JSONResponse({"status": 503, "error": reason}, 503, headers=headers)
+        except Exception as exc:
+            logger.error(
+                "webhook receiver: unexpected error, answered 500:\n%s",
+                _masked("".join(traceback.format_exception(exc)), request, secret),
+            )
+            reason = "internal error in the webhook receiver; nothing was stored; its log has the details"
+            return JSONResponse({"status": 500, "error": reason}, 500)
+
+    return guarded
+
+
+def _masked(text: str, request: Request, secret: str | None) -> str:
+    """``text`` with the webhook secret and the values of this request's credential headers masked."""
+    hidden = {secret} if secret else set()
+    hidden.update(
+        value for name, value in request.headers.items() if name.lower() in SECRET_HEADERS and len(value) >= MIN_MASKED_CHARS
+    )
+    for value in sorted(hidden, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
 
 
 class WebhookReceiver:

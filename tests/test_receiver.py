@@ -2,6 +2,7 @@ import json
 import socket
 import threading
 
+import pandas as pd
 import pytest
 import requests
 
@@ -22,8 +23,8 @@ def receiver(log):
         yield running
 
 
-def post(receiver, payload=None, *, data=None, secret=SECRET, **kwargs):
-    headers = {"Content-Type": "application/json", **({"Impilo-Webhook-Secret": secret} if secret else {})}
+def post(receiver, payload=None, *, data=None, secret=SECRET, headers=None, **kwargs):
+    headers = {"Content-Type": "application/json", **({"Impilo-Webhook-Secret": secret} if secret else {}), **(headers or {})}
     body = data if data is not None else json.dumps(payload)
     return requests.post(receiver.url, data=body, headers=headers, timeout=5, **kwargs)
 
@@ -135,3 +136,62 @@ def test_opens_a_log_from_a_path(tmp_path):
     with nb.WebhookReceiver(tmp_path / "new.db") as receiver:
         assert post(receiver, event(), secret=None).status_code == 200
         assert len(receiver.log) == 1
+
+
+# -- bad input is a 4xx, a storage failure a 503, never a traceback (issue "Trust the wire") --
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "levels deep"),
+        (b'{"id": 1, "type": "x.y", "payload": ' + b'{"a": ' * 3000 + b"1" + b"}" * 3001, "levels deep"),
+        (b'{"id": 1, "type": "\\ud800"}', "lone surrogate (invalid Unicode) at type"),
+        (b'{"id": "\\ud800", "type": "x.y"}', "lone surrogate (invalid Unicode) at id"),
+        (b'{"id": 1, "type": "x.y", "payload": {"\\udfff": "v"}}', "lone surrogate (invalid Unicode) at payload["),
+        (b'{"id": 1, "type": "x.y", "payload": {"name": "\\udfff"}}', "lone surrogate (invalid Unicode) at payload.name"),
+    ],
+    ids=["deep lists", "deep payload", "surrogate type", "surrogate id", "surrogate key", "surrogate value"],
+)
+def test_hostile_bodies_get_400_naming_the_problem_and_are_counted(receiver, log, data, says):
+    response = post(receiver, data=data)
+    assert response.status_code == 400 and says in response.json()["error"]
+    assert says in log.rejections()["reason"].iloc[-1]
+    assert post(receiver, event(1)).status_code == 200 and len(log) == 1
+
+
+@pytest.mark.parametrize("big", [2**70, -(2**70), 2**64])
+def test_ids_beyond_64_bits_are_stored_not_a_server_error(receiver, log, big):
+    response = post(receiver, {"id": big, "type": "patient.updated", "payload": {"id": big, "n": big}})
+    assert response.status_code == 200 and response.json()["deliveryCount"] == 1
+    row = log.frame().iloc[0]
+    assert pd.isna(row["resource_id"]) and row["payload.n"] == big
+    assert post(receiver, {"id": big, "type": "patient.updated", "payload": {}}).json()["deliveryCount"] == 2
+
+
+def test_a_storage_failure_is_503_so_the_sender_retries(receiver, log):
+    assert post(receiver, event(1)).status_code == 200
+    # A real SQLITE_FULL: the file may not grow past its current pages, as on a full disk.
+    (pages,) = log._db.execute("PRAGMA page_count").fetchone()
+    log._db.execute(f"PRAGMA max_page_count = {pages}")
+    response = post(receiver, {"id": 2, "type": "x.y", "payload": {"note": "x" * 100_000}})
+    assert response.status_code == 503 and response.headers["Retry-After"].isdigit()
+    assert "retry later" in response.json()["error"] and "Traceback" not in response.text
+    log._db.execute("PRAGMA max_page_count = 1073741823")  # space again: the retry lands
+    assert post(receiver, {"id": 2, "type": "x.y", "payload": {"note": "x" * 100_000}}).status_code == 200
+    assert len(log) == 2
+
+
+def test_an_unexpected_error_is_500_without_traceback_or_secret(receiver, log, monkeypatch, caplog, capfd):
+    def broken(body, **kwargs):
+        raise RuntimeError(f"bug while holding {SECRET} and {kwargs['headers'].get('impilo-api-key')}")
+
+    monkeypatch.setattr(log, "record_body", broken)
+    response = post(receiver, event(1), headers={"Impilo-API-Key": "key-0123456789"})
+    assert response.status_code == 500 and response.json()["error"].startswith("internal error in the webhook receiver")
+    assert "Traceback" not in response.text and SECRET not in response.text
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "RuntimeError: bug while holding *** and ***" in logged
+    assert SECRET not in logged and "key-0123456789" not in logged
+    monkeypatch.undo()
+    assert post(receiver, event(1)).status_code == 200
