@@ -17,6 +17,11 @@ from impilo_nb.sandbox.store import DeliveryQuery, SandboxStore
 from impilo_nb.serving import BackgroundServer
 
 SCALE = 0.0002  # retries after 0.18 s, 0.36 s, 0.72 s
+HELD = 1000.0  # retries 10 days away and more: none fires by itself; the test calls retry_now()
+
+#: Seconds before a wait gives up. Only stops a hung test: every wait here is for something that
+#: happens whatever the machine's speed, and no outcome depends on how long it takes.
+HANG_GUARD = 60.0
 
 
 @pytest.fixture
@@ -27,7 +32,18 @@ def fast_sandbox():
 
 @pytest.fixture
 def api(fast_sandbox):
-    return nb.ImpiloClient(base_url=fast_sandbox.url, api_key=fast_sandbox.api_key)
+    return nb.ImpiloClient(base_url=fast_sandbox.url, api_key=fast_sandbox.api_key, timeout=HANG_GUARD)
+
+
+@pytest.fixture
+def held_sandbox():
+    with nb.Sandbox(time_scale=HELD) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def held_api(held_sandbox):
+    return nb.ImpiloClient(base_url=held_sandbox.url, api_key=held_sandbox.api_key, timeout=HANG_GUARD)
 
 
 @pytest.fixture
@@ -42,7 +58,7 @@ def newest(api, column):
     return None if pd.isna(value) else value
 
 
-def wait_until(condition, timeout=10.0):
+def wait_until(condition, timeout=HANG_GUARD):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -94,8 +110,8 @@ def test_create_then_update_gives_exactly_two_rows(api, fast_sandbox, log):
         api.webhooks.create(type="patient.updated", url=receiver.url)
         patient = api.patients.create({"firstName": "Ana", "lastName": "Rivera"})
         api.patients.patch(patient.id, {"email": "ana@example.org"})
-        assert log.wait_for(2, timeout=10)
-        fast_sandbox.wait_for_deliveries()
+        assert log.wait_for(2, timeout=HANG_GUARD)
+        assert fast_sandbox.wait_for_deliveries(timeout=HANG_GUARD)
         frame = log.frame().sort_values("event_id")  # deliveries run concurrently: no order promised
     assert len(frame) == 2
     assert frame["type"].tolist() == ["patient.created", "patient.updated"]
@@ -110,11 +126,12 @@ def test_an_update_that_changes_nothing_sends_nothing(api, fast_sandbox):
         patient = api.patients.create({"firstName": "A", "lastName": "B"})
         api.patients.update(patient.id, patient)
         api.patients.patch(patient.id, {"firstName": "A"})
-        fast_sandbox.wait_for_deliveries()
+        assert fast_sandbox.wait_for_deliveries(timeout=HANG_GUARD)
         assert hook.bodies == []
 
 
-def test_receiver_down_at_first_attempt_gets_the_event_on_a_retry(api, fast_sandbox, log):
+def test_receiver_down_at_first_attempt_gets_the_event_on_a_retry(held_api, held_sandbox, log):
+    api = held_api
     receiver = nb.WebhookReceiver(log).start()
     api.webhooks.create(type="patient.created", url=receiver.url)
     receiver.stop()
@@ -123,7 +140,8 @@ def test_receiver_down_at_first_attempt_gets_the_event_on_a_retry(api, fast_sand
     failed = api.webhooks.logs().iloc[0]
     assert (failed["status"], failed["retryAttempts"], failed["lastError"]) == ("pending", 0, "connection refused")
     receiver.start()
-    assert log.wait_for(1, timeout=10)
+    assert held_sandbox.retry_now() == 1  # the retry happens now, with the receiver surely back
+    assert log.wait_for(1, timeout=HANG_GUARD)
     receiver.stop()
     assert wait_until(lambda: newest(api, "status") == "delivered")
     entry = api.webhooks.logs().iloc[0]
@@ -199,6 +217,50 @@ def test_slow_receiver_times_out(tmp_path):
     assert entry["lastError"].startswith("timeout") and entry["status"] == "pending"
 
 
+def only_entry(store):
+    return store.list_deliveries(DeliveryQuery(), page=1, size=1)[0][0]
+
+
+def test_retry_now_sends_scheduled_retries_at_once(tmp_path):
+    store = SandboxStore(str(tmp_path / "s.db"))
+    dispatcher = Dispatcher(store, time_scale=HELD)
+    try:
+        with Scripted([503]) as hook:
+            store.create_webhook("patient.created", hook.url)
+            dispatcher.start()
+            assert dispatcher.retry_now() == 0  # nothing scheduled
+            dispatcher.publish("patient.created", {"id": 1})
+            assert wait_until(lambda: dispatcher.pending_now() == 0 and only_entry(store)["lastError"])
+            assert (only_entry(store)["status"], len(hook.bodies)) == ("pending", 1)  # the retry waits
+            assert dispatcher.retry_now() == 1
+            assert wait_until(lambda: only_entry(store)["status"] == "delivered")
+            assert dispatcher.retry_now() == 0  # delivered: nothing left to retry
+        entry = only_entry(store)
+    finally:
+        dispatcher.stop()
+    assert entry["retryAttempts"] == 1 and [a["error"] for a in entry["attempts"]] == ["HTTP 503", None]
+    assert len(hook.bodies) == 2 and hook.bodies[0] == hook.bodies[1]  # the same event, resent
+
+
+def test_retry_now_during_an_attempt_retries_it_at_once_if_it_fails(tmp_path):
+    store = SandboxStore(str(tmp_path / "s.db"))
+    dispatcher = Dispatcher(store, time_scale=HELD)
+    hold = threading.Event()
+    try:
+        with Scripted([500], hold=hold) as hook:
+            store.create_webhook("patient.created", hook.url)
+            dispatcher.start()
+            dispatcher.publish("patient.created", {"id": 1})
+            assert wait_until(lambda: hook.bodies)  # the first attempt is under way, held by the receiver
+            assert dispatcher.retry_now() == 1
+            hold.set()  # the attempt fails (500) after the call: it is retried at once all the same
+            assert wait_until(lambda: only_entry(store)["status"] == "delivered")
+        entry = only_entry(store)
+    finally:
+        dispatcher.stop()
+    assert entry["retryAttempts"] == 1 and [a["error"] for a in entry["attempts"]] == ["HTTP 500", None]
+
+
 def test_non_loopback_urls_are_kept_but_never_contacted(api, fast_sandbox):
     api.webhooks.create(type="patient.created", url="http://192.0.2.10/hook")  # TEST-NET-1
     api.patients.create({"firstName": "A", "lastName": "B"})
@@ -227,7 +289,7 @@ def test_emit_sends_other_event_types(fast_sandbox, api, log):
     with nb.WebhookReceiver(log) as receiver:
         api.webhooks.create(type="reading.weight", url=receiver.url)
         event_id = fast_sandbox.emit("reading.weight", {"id": 77, "weight": 71.5})
-        assert log.wait_for(1, timeout=5)
+        assert log.wait_for(1, timeout=HANG_GUARD)
     row = log.frame().iloc[0]
     assert (row["event_id"], row["type"], row["payload.weight"]) == (event_id, "reading.weight", 71.5)
     with pytest.raises(nb.ConfigurationError):
@@ -240,26 +302,28 @@ def test_pending_retries_survive_a_sandbox_restart(tmp_path, log):
     receiver.start()
     receiver.stop()  # a URL that refuses, for now
     with nb.Sandbox(db_path=db, time_scale=0.002) as first:  # retry due 1.8 s after the failure
-        api = nb.ImpiloClient(first.url, first.api_key)
+        api = nb.ImpiloClient(first.url, first.api_key, timeout=HANG_GUARD)
         api.webhooks.create(type="patient.created", url=receiver.url)
         api.patients.create({"firstName": "A", "lastName": "B"})
         assert wait_until(lambda: newest(api, "lastError") == "connection refused")
     receiver.start()
-    with nb.Sandbox(db_path=db, time_scale=0.002):
-        assert log.wait_for(1, timeout=10)
+    with nb.Sandbox(db_path=db, time_scale=0.002):  # the stored due time holds, whatever this one's scale
+        assert log.wait_for(1, timeout=HANG_GUARD)
     receiver.stop()
 
 
-def test_receiver_secret_mismatch_is_retried_not_lost(api, log):
+def test_receiver_secret_mismatch_is_retried_not_lost(held_api, held_sandbox, log):
+    api = held_api
     with nb.WebhookReceiver(log, secret="right") as receiver:
         api.webhook_secret.create("wrong")
         api.webhooks.create(type="patient.created", url=receiver.url)
         api.patients.create({"firstName": "A", "lastName": "B"})
         assert wait_until(lambda: newest(api, "lastResponseStatus") == 401)
         api.webhook_secret.create("right", replace=True)  # rotation applies to the retries
-        assert log.wait_for(1, timeout=10)
+        assert held_sandbox.retry_now() == 1  # the retry happens now, after the rotation
+        assert log.wait_for(1, timeout=HANG_GUARD)
 
 
 def test_direct_post_to_the_api_is_not_affected(fast_sandbox):
     # Sanity: the dispatcher's own HTTP use leaves the API reachable and unauthenticated calls refused.
-    assert requests.get(fast_sandbox.url + "/api/v3/webhook", timeout=5).status_code == 401
+    assert requests.get(fast_sandbox.url + "/api/v3/webhook", timeout=HANG_GUARD).status_code == 401

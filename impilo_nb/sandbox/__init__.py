@@ -28,7 +28,8 @@ class Sandbox:
     Args:
         api_key: the only key it accepts (default ``sandbox-key``).
         db_path: SQLite file to keep data in; default a fresh temporary file, removed on stop.
-        time_scale: multiplies webhook retry delays (0.001 turns 15 minutes into 0.9 s).
+        time_scale: multiplies webhook retry delays (0.001 turns 15 minutes into 0.9 s). A large
+            one (1000) holds every retry until ``retry_now()``, for tests and demos.
         port: 0 picks a free port; ``url`` tells which.
         host: loopback by default, so nothing outside this machine can reach it.
         latency_ms: added to every API request, to make benchmarks and demos realistic.
@@ -130,6 +131,20 @@ class Sandbox:
         if type not in WEBHOOK_TYPES:
             raise ConfigurationError(f"Unknown event type {type!r}; one of: {', '.join(WEBHOOK_TYPES)}.")
         return self.dispatcher.publish(type, payload)
+
+    def retry_now(self) -> int:
+        """Retry now every webhook delivery waiting for a retry, instead of at its scheduled time.
+
+        Why: once a receiver is back (restarted, its secret fixed), its waiting events can be
+        sent at once, like "resend" in Svix or Stripe. Tests and demos pair it with a large
+        ``time_scale`` so no retry fires by itself: stop the receiver, cause an event, see the
+        failed attempt in ``webhooks.logs()``, restart the receiver, call this. What happens
+        then does not depend on the machine's speed.
+
+        Each retry is one of the usual four attempts; delivered and given-up deliveries are not
+        touched. Returns how many deliveries it affected (see ``Dispatcher.retry_now``).
+        """
+        return self.dispatcher.retry_now()
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Wait until no delivery is due or in flight (retries scheduled later do not count as due).

@@ -5,6 +5,10 @@ dispatcher, so delivery never blocks the request. Worker threads POST each deliv
 Failure is a non-2xx answer (redirects are not followed), a connection error, or no answer
 within ``DELIVERY_TIMEOUT``; failed deliveries are retried after 15, 30 and 60 minutes (4
 attempts in all), each delay multiplied by ``time_scale``. Pending deliveries survive a restart.
+
+``Dispatcher.retry_now()`` makes every scheduled retry due at once ("resend"): demos and tests
+use it with a large ``time_scale`` so that no retry fires by itself and every retry happens
+exactly when they say, never depending on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -59,9 +63,10 @@ class Dispatcher:
         self.allow_external = allow_external
         self.timeout = timeout
         self._workers = workers
-        self._due: list[tuple[float, int]] = []
-        self._queued: set[int] = set()
-        self._inflight = 0
+        self._due: list[tuple[float, int]] = []  # heap of (due time, delivery id) waiting for a worker
+        self._queued: set[int] = set()  # the ids in _due
+        self._running: set[int] = set()  # ids whose attempt is under way
+        self._expedite: set[int] = set()  # running ids that retry_now() asked to retry at once if they fail
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -90,6 +95,7 @@ class Dispatcher:
         with self._cond:
             self._due.clear()
             self._queued.clear()
+            self._expedite.clear()
 
     def publish(self, type_: str, payload: Any) -> int:
         """Record an event for every webhook of its type and queue the deliveries; returns the event id."""
@@ -100,9 +106,13 @@ class Dispatcher:
         return event_id
 
     def schedule(self, delivery_id: int, due: float) -> None:
+        """Queue an attempt of ``delivery_id`` at ``due`` (epoch seconds); no-op if already queued."""
         with self._cond:
             if delivery_id in self._queued:
                 return
+            if delivery_id in self._expedite:  # retry_now() came while this attempt was under way
+                self._expedite.discard(delivery_id)
+                due = min(due, time.time())
             self._queued.add(delivery_id)
             heapq.heappush(self._due, (due, delivery_id))
             self._cond.notify()
@@ -111,7 +121,30 @@ class Dispatcher:
         """Deliveries due now or in flight; retries scheduled for later do not count."""
         now = time.time()
         with self._cond:
-            return sum(1 for due, _ in self._due if due <= now) + self._inflight
+            return sum(1 for due, _ in self._due if due <= now) + len(self._running)
+
+    def retry_now(self) -> int:
+        """Make every scheduled retry due now instead of at its (scaled) 15, 30 or 60 minutes.
+
+        Why: a person who has fixed a receiver (restarted it, corrected its secret) wants the
+        waiting events now, like "resend" in Svix or Stripe; and tests and demos, with a large
+        ``time_scale`` so that no retry fires by itself, decide exactly when retries happen
+        instead of racing a timer. An attempt under way at the call is retried at once too if
+        it fails, so a failure already visible in the delivery log is never missed.
+
+        Each retry is one of the usual four attempts; deliveries that were delivered or gave up
+        are not touched. The delivery log's ``nextAttemptTimestamp`` keeps the old time until
+        the attempt is recorded. Returns how many deliveries this affected: scheduled retries
+        brought forward plus attempts under way.
+        """
+        now = time.time()
+        with self._cond:
+            moved = sum(1 for due, _ in self._due if due > now)
+            self._due = [(min(due, now), delivery_id) for due, delivery_id in self._due]
+            heapq.heapify(self._due)
+            self._expedite = set(self._running)
+            self._cond.notify_all()
+            return moved + len(self._running)
 
     def _work(self) -> None:
         while True:
@@ -123,14 +156,15 @@ class Dispatcher:
                     if self._due and self._due[0][0] <= now:
                         _, delivery_id = heapq.heappop(self._due)
                         self._queued.discard(delivery_id)
-                        self._inflight += 1
+                        self._running.add(delivery_id)
                         break
                     self._cond.wait(self._due[0][0] - now if self._due else None)
             try:
                 self._attempt(delivery_id)
             finally:
                 with self._cond:
-                    self._inflight -= 1
+                    self._running.discard(delivery_id)
+                    self._expedite.discard(delivery_id)
 
     def _attempt(self, delivery_id: int) -> None:
         delivery = self.store.get_delivery(delivery_id)
@@ -144,11 +178,12 @@ class Dispatcher:
             )
             return
         if attempt <= len(RETRY_DELAYS):
-            due = time.time() + RETRY_DELAYS[attempt - 1] * self.time_scale
+            delay = RETRY_DELAYS[attempt - 1] * self.time_scale
             self.store.record_attempt(
-                delivery_id, attempt=attempt, status=status, error=error, state="pending", next_attempt_at=due
+                delivery_id, attempt=attempt, status=status, error=error, state="pending", next_attempt_at=time.time() + delay
             )
-            self.schedule(delivery_id, due)
+            # Counted from after the attempt is recorded: never early against the log's timestamps.
+            self.schedule(delivery_id, time.time() + delay)
         else:
             self.store.record_attempt(
                 delivery_id, attempt=attempt, status=status, error=error, state="failed", next_attempt_at=None

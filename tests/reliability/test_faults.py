@@ -12,8 +12,16 @@ import pandas as pd
 import impilo_nb as nb
 from tests.reliability.conftest import CliServer, size
 
+#: Seconds before a wait gives up. Only stops a hung test: no outcome here depends on the
+#: machine's speed. (pytest's own timeout, 120 s a test, is the last resort.)
+HANG_GUARD = 60.0
 
-def wait_until(condition, timeout: float, step: float = 0.05) -> bool:
+#: Multiplies the sandbox's retry delays: retries 10 days away, so none fires by itself and the
+#: test decides when they happen (``Sandbox.retry_now()``).
+HELD = 1000.0
+
+
+def wait_until(condition, timeout: float = HANG_GUARD, step: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -32,9 +40,9 @@ def test_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path, figures
     log_db, sandbox_db = tmp_path / "log.db", tmp_path / "sandbox.db"
     receiver = CliServer("receiver", "--db", str(log_db)).start()
     try:
-        # Retries after 1.8, 3.6 and 7.2 s: the receiver is back long before the last one.
-        with nb.Sandbox(db_path=sandbox_db, time_scale=0.002) as sandbox:
-            client = nb.ImpiloClient(sandbox.url, sandbox.api_key)
+        # No retry fires by itself: every retry happens after the receiver is back, on retry_now().
+        with nb.Sandbox(db_path=sandbox_db, time_scale=HELD) as sandbox:
+            client = nb.ImpiloClient(sandbox.url, sandbox.api_key, timeout=HANG_GUARD)
             client.webhooks.create(type="reading.weight", url=f"{receiver.base}/webhooks/impilo")
             for n in range(events):
                 sandbox.emit("reading.weight", {"id": n, "weight": 70 + n % 30})
@@ -42,15 +50,19 @@ def test_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path, figures
             def delivered() -> int:
                 return query(sandbox_db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'")[0][0]
 
-            assert wait_until(lambda: delivered() >= events // 5, timeout=60)
+            assert wait_until(lambda: delivered() >= events // 5)
             receiver.kill()
-            time.sleep(0.3)  # let the dispatcher record the answers it got before the kill
+            # Every first attempt made and recorded (those after the kill fail, and wait for a retry).
+            assert sandbox.wait_for_deliveries(timeout=HANG_GUARD)
             acknowledged = {row[0] for row in query(sandbox_db, "SELECT event_id FROM deliveries WHERE state = 'delivered'")}
             stored_at_kill = {row[0] for row in query(log_db, "SELECT event_id FROM events")}
             lost_at_kill = acknowledged - stored_at_kill
 
             receiver.start()
-            assert wait_until(lambda: delivered() == events, timeout=90, step=0.2), f"{delivered()} of {events} delivered"
+            receiver.wait_ready(timeout=HANG_GUARD)  # answers /health: back for good
+            sandbox.retry_now()
+            assert sandbox.wait_for_deliveries(timeout=HANG_GUARD)  # every retry made and recorded
+            assert delivered() == events, f"{delivered()} of {events} delivered"
             rows = query(log_db, "SELECT count(*), count(DISTINCT event_id), sum(delivery_count > 1) FROM events")[0]
             failed = query(sandbox_db, "SELECT count(*) FROM deliveries WHERE state = 'failed'")[0][0]
     finally:
@@ -85,16 +97,16 @@ def test_sandbox_killed_mid_import_then_rerun_has_no_duplicates(tmp_path, figure
     frame = patients(rows)
     first: dict[str, pd.DataFrame] = {}
     try:
-        client = nb.ImpiloClient(sandbox.base, "sandbox-key", max_retries=0)
+        client = nb.ImpiloClient(sandbox.base, "sandbox-key", max_retries=0, timeout=HANG_GUARD)
         worker = threading.Thread(target=lambda: first.update(result=nb.bulk.upsert_patients(client, frame, progress=False)))
         worker.start()
-        assert wait_until(lambda: query(db, "SELECT count(*) FROM patients")[0][0] >= rows // 4, timeout=60, step=0.01)
+        assert wait_until(lambda: query(db, "SELECT count(*) FROM patients")[0][0] >= rows // 4, step=0.01)
         sandbox.kill()
-        worker.join(60)
+        worker.join(HANG_GUARD)
         interrupted = first["result"]["status"].value_counts().to_dict()  # returned, never raised
 
         sandbox.start()
-        second = nb.bulk.upsert_patients(nb.ImpiloClient(sandbox.base, "sandbox-key"), frame, progress=False)
+        second = nb.bulk.upsert_patients(nb.ImpiloClient(sandbox.base, "sandbox-key", timeout=HANG_GUARD), frame, progress=False)
         stored = query(db, "SELECT count(*), count(DISTINCT external_identifier) FROM patients")[0]
     finally:
         sandbox.stop()

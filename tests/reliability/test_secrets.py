@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "rk_suite_" + secrets.token_hex(12)
 WEBHOOK_SECRET = "whsec_suite_" + secrets.token_hex(12)
 
+#: Seconds before a wait or a request gives up. Only stops a hung test: nothing here depends on
+#: how fast the machine is.
+HANG_GUARD = 60.0
+
 
 def leaks(text: str) -> list[str]:
     return [name for name, value in (("API key", API_KEY), ("webhook secret", WEBHOOK_SECRET)) if value in text]
@@ -31,13 +35,13 @@ def test_no_secret_in_logs_reprs_errors_event_log_notebooks_or_reports(tmp_path,
     caplog.set_level(logging.DEBUG)
     texts: dict[str, str] = {}
     with nb.Sandbox(API_KEY, time_scale=0.001) as sandbox:
-        client = nb.ImpiloClient(sandbox.url, API_KEY, max_retries=1)
+        client = nb.ImpiloClient(sandbox.url, API_KEY, max_retries=1, timeout=HANG_GUARD)
         log = nb.EventLog(tmp_path / "log.db")
         receiver = nb.WebhookReceiver(log, secret=WEBHOOK_SECRET).start()
         stored_secret = client.webhook_secret.create(WEBHOOK_SECRET)
         client.webhooks.create(type="patient.created", url=receiver.url)
         patient = client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
-        assert log.wait_for(1, timeout=10)
+        assert log.wait_for(1, timeout=HANG_GUARD)
         texts["reprs"] = "\n".join(map(repr, [client, sandbox, receiver, stored_secret, client.webhook_secret.get(), log]))
         texts["strs"] = "\n".join(map(str, [client, stored_secret, client.webhook_secret.get()]))
 
@@ -57,7 +61,9 @@ def test_no_secret_in_logs_reprs_errors_event_log_notebooks_or_reports(tmp_path,
         with pytest.raises(nb.APIConnectionError) as caught:
             dead.patients.get(1)
         errors += [str(caught.value), repr(caught.value)]
-        refused = requests.post(receiver.url, json={"id": 1, "type": "x"}, headers={"Impilo-Webhook-Secret": "wrong"}, timeout=5)
+        refused = requests.post(
+            receiver.url, json={"id": 1, "type": "x"}, headers={"Impilo-Webhook-Secret": "wrong"}, timeout=HANG_GUARD
+        )
         errors.append(refused.text)
         texts["exceptions"] = "\n".join(errors)
         receiver.stop()
@@ -116,7 +122,7 @@ def test_sandbox_refuses_webhook_urls_that_are_not_http(tmp_path):
                 sandbox.url + "/api/v3/webhook",
                 json={"type": "patient.created", "url": url},
                 headers={"Impilo-API-Key": sandbox.api_key},
-                timeout=5,
+                timeout=HANG_GUARD,
             )
             assert response.status_code == 400, url
             assert response.json()["fieldErrors"][0]["field"] == "url"
