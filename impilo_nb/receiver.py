@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ._constants import DEFAULT_HOST, WEBHOOK_SECRET_HEADER
-from .errors import ConfigurationError
+from .errors import ConfigurationError, redact, register_secret
 from .eventlog import SECRET_HEADERS, EventLog, InvalidDelivery
 from .models import HEADER_SAFE_RULE, header_safe
 from .serving import BackgroundServer
@@ -67,6 +67,7 @@ def _check_secret(secret: str | None) -> bytes | None:
         return None
     if not header_safe(secret):
         raise ConfigurationError(f"The webhook secret: {HEADER_SAFE_RULE}")
+    register_secret(secret)  # masked in every error text from now on
     return secret.encode("ascii")
 
 
@@ -152,9 +153,7 @@ def _masked(text: str, request: Request, secret: str | None) -> str:
     hidden.update(
         value for name, value in request.headers.items() if name.lower() in SECRET_HEADERS and len(value) >= MIN_MASKED_CHARS
     )
-    for value in sorted(hidden, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+    return str(redact(text, sorted(hidden, key=len, reverse=True)))
 
 
 class WebhookReceiver:
