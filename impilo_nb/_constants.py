@@ -50,14 +50,3 @@ SANDBOX_API_KEY = "sandbox-key"
 
 #: Where servers listen unless told otherwise: this machine only.
 DEFAULT_HOST = "127.0.0.1"
-
-#: Set (to "1") in the kernel of a report run: widgets then also render a static HTML snapshot
-#: of themselves, and progress bars stay quiet, so the exported page needs no live kernel.
-ENV_REPORT = "IMPILO_REPORT"
-
-
-def report_mode() -> bool:
-    """Whether this process is executing a report (see ``ENV_REPORT``)."""
-    import os
-
-    return os.environ.get(ENV_REPORT) == "1"

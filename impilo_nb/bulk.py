@@ -345,11 +345,8 @@ def _ms(started: float) -> float:
 def _progress_bar(total: int, enabled: bool, dry_run: bool):
     from tqdm.auto import tqdm
 
-    from ._constants import report_mode
-
-    # A report has no one watching: a bar would only freeze at its first frame in the page.
-    disable = not enabled or report_mode()
-    return tqdm(total=total, desc="checking" if dry_run else "importing", unit="patient", disable=disable)
+    # No report switch: in a kernel the bar is a widget with no snapshot, which a report page leaves out.
+    return tqdm(total=total, desc="checking" if dry_run else "importing", unit="patient", disable=not enabled)
 
 
 def _results(frame: pd.DataFrame, outcomes: dict[int, _Outcome]) -> pd.DataFrame:

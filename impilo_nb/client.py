@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from pydantic.alias_generators import to_snake
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError, SSLError
 
 from . import _constants as c
@@ -38,6 +39,7 @@ from .errors import (
     error_from_response,
     register_secret,
 )
+from .fields import ListFilter
 from .models import (
     HEADER_SAFE_RULE,
     Page,
@@ -418,23 +420,14 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 # -- resources ---------------------------------------------------------------------------
 
-#: List Patients filters: Python name -> wire name (impilo-api.md §2.4).
-PATIENT_FILTERS = {
-    "id": "id",
-    "site_id": "siteId",
-    "external_identifier": "externalIdentifier",
-    "email": "email",
-    "name": "name",
-    "archived": "archived",
-    "enrolled": "enrolled",
-    "date_of_birth_min": "dateOfBirthMin",
-    "date_of_birth_max": "dateOfBirthMax",
-    "postal_code": "postalCode",
-    "country": "country",
-    "sort": "sort",
-    "sort_descending": "sortDescending",
-}
-SORT_FIELDS = ("firstName", "lastName", "patientId")
+def filter_names(filters: tuple[ListFilter, ...], *extra: str) -> dict[str, str]:
+    """Python keyword -> wire query parameter, for a model's ``LIST_FILTERS`` and ``extra`` wire names."""
+    return {to_snake(wire): wire for wire in (*(f.wire for f in filters), *extra)}
+
+
+#: List Patients filters: Python name -> wire name (derived from ``Patient.LIST_FILTERS``).
+PATIENT_FILTERS = filter_names(Patient.LIST_FILTERS, "sort", "sortDescending")
+SORT_FIELDS = tuple(Patient.SORTS)
 
 
 def check_id(value: Any, name: str) -> int:
@@ -553,10 +546,8 @@ class Patients:
     def list(self, *, size: int = c.MAX_PAGE_SIZE, **filters: Any) -> Iterator[Patient]:
         """Every patient matching the filters, fetching page after page as you iterate.
 
-        Filters (snake_case or the wire's camelCase): id, site_id, external_identifier (each
-        one value or a list), email, name, archived, enrolled, date_of_birth_min,
-        date_of_birth_max, postal_code, country, sort (firstName, lastName, patientId),
-        sort_descending.
+        Filters, in snake_case or the wire's camelCase: {filters}. The id filters and
+        external_identifier take one value or a list; sort is one of {sorts}.
         """
         query_params(filters, PATIENT_FILTERS)  # fail now, not at the first next()
         return _every_page(lambda number: self.page(page=number, size=size, **filters))
@@ -594,17 +585,8 @@ def _as_patient(patient: Patient | Mapping[str, Any]) -> Patient:
     raise ValidationError("Patient", [FieldError(None, f"Expected a Patient or a dict, got {type(patient).__name__}.")])
 
 
-#: Webhook-logs filters: Python name -> wire name (impilo-api.md §3.6).
-WEBHOOK_LOG_FILTERS = {
-    "webhook_type": "webhookType",
-    "retry_attempts_min": "retryAttemptsMin",
-    "retry_attempts_max": "retryAttemptsMax",
-    "last_response_status": "lastResponseStatus",
-    "start_last_retry_timestamp": "startLastRetryTimestamp",
-    "end_last_retry_timestamp": "endLastRetryTimestamp",
-    "start_timestamp": "startTimestamp",
-    "end_timestamp": "endTimestamp",
-}
+#: Webhook-logs filters: Python name -> wire name (derived from ``WebhookLogEntry.LIST_FILTERS``).
+WEBHOOK_LOG_FILTERS = filter_names(WebhookLogEntry.LIST_FILTERS)
 
 
 class Webhooks:
@@ -662,9 +644,7 @@ class Webhooks:
     def logs(self, **filters: Any) -> pd.DataFrame:
         """The delivery log as a DataFrame, one row per delivery (newest first).
 
-        Filters (snake_case or camelCase): webhook_type, retry_attempts_min, retry_attempts_max,
-        last_response_status, start_last_retry_timestamp, end_last_retry_timestamp,
-        start_timestamp, end_timestamp (exclusive).
+        Filters, in snake_case or camelCase: {filters} (end_timestamp is exclusive).
         """
         from .frames import webhook_log_frame
 
@@ -711,3 +691,8 @@ class WebhookSecretResource:
         except NotFoundError:
             return False
         return True
+
+
+# The filter lists in the docstrings come from the models' LIST_FILTERS tables.
+Patients.list.__doc__ = (Patients.list.__doc__ or "").format(filters=", ".join(PATIENT_FILTERS), sorts=", ".join(SORT_FIELDS))
+Webhooks.logs.__doc__ = (Webhooks.logs.__doc__ or "").format(filters=", ".join(WEBHOOK_LOG_FILTERS))

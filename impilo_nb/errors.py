@@ -3,6 +3,7 @@
     ImpiloError                       anything impilo_nb raises on purpose
     ├── ConfigurationError            a required setting (base URL, API key) is missing or unusable
     ├── ValidationError               input refused locally, before any request was sent
+    ├── ReportError                   a notebook report could not be built (a cell failed, the page would load from the network)
     └── APIError                      a request to Impilo (or the sandbox) did not succeed
         ├── APIConnectionError        no complete HTTP answer: refused, reset, cut off, DNS, TLS
         │   └── APITimeoutError       the server did not answer within the timeout
@@ -56,6 +57,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RedirectError",
+    "ReportError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -143,6 +145,10 @@ class ValidationError(ImpiloError, ValueError):
 
     def __reduce__(self):  # keep it picklable across processes (bulk, reports)
         return (type(self), (self.model, self.field_errors))
+
+
+class ReportError(ImpiloError):
+    """A report could not be built; the message says which notebook, why, and what to do."""
 
 
 class APIError(ImpiloError):

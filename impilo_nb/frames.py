@@ -1,9 +1,11 @@
 """API records -> pandas DataFrames with stable columns and proper dtypes.
 
 Columns keep the wire's camelCase names with nested objects flattened by dots
-(``address.city``), so a frame can be edited and sent back. Ids are nullable integers (Int64),
-flags nullable booleans, dates of birth datetime64 dates; every known column is present even
-when no row has a value, so code written against one frame works on the next.
+(``address.city``), so a frame can be edited and sent back. The columns and their dtypes are
+derived from the models (``fields.wire_paths``, ``fields.leaf_kind``): ids are nullable
+integers (Int64), flags nullable booleans, dates of birth datetime64 dates, timestamps
+timezone-aware UTC; every known column is present even when no row has a value, so code
+written against one frame works on the next.
 """
 
 from __future__ import annotations
@@ -13,80 +15,53 @@ from typing import Any
 
 import pandas as pd
 
-from .models import Address, Patient, WebhookLogEntry, flatten_record
+from .fields import leaf_kind, wire_paths
+from .models import Patient, WebhookLogEntry, WireModel, flatten_record
 
 __all__ = ["PATIENT_COLUMNS", "WEBHOOK_LOG_COLUMNS", "patient_frame", "webhook_log_frame"]
 
-_ADDRESS = [Address.model_fields[name].alias for name in Address.model_fields]
+#: The columns of a patient frame, in display order: every field of ``Patient``.
+PATIENT_COLUMNS = wire_paths(Patient)
 
-#: The columns of a patient frame, in display order.
-PATIENT_COLUMNS = [
-    "id",
-    "externalIdentifier",
-    "firstName",
-    "lastName",
-    "dateOfBirth",
-    "sex",
-    "email",
-    "phoneNumber",
-    "enrolled",
-    "archived",
-    *(f"address.{name}" for name in _ADDRESS),
-    "site.name",
-    "site.active",
-    "site.phoneNumber",
-    *(f"site.address.{name}" for name in _ADDRESS),
-]
+#: The documented delivery-log fields, in order; a server's extra fields (the sandbox adds
+#: eventId, status, lastError, nextAttemptTimestamp and attempts) follow them.
+WEBHOOK_LOG_COLUMNS = wire_paths(WebhookLogEntry)
+
+#: pandas dtype per kind of field value.
+_DTYPES = {"integer": "Int64", "flag": "boolean", "date": "datetime64[ns]", "datetime": "datetime64[ns, UTC]"}
+
+#: Fields the sandbox adds to the delivery log, typed like documented ones.
+_EXTRA_LOG_DTYPES = {"eventId": "Int64", "nextAttemptTimestamp": "datetime64[ns, UTC]"}
+
+
+def _typed(
+    frame: pd.DataFrame, model: type[WireModel], columns: list[str], extra: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """``frame`` with the model's columns first (all present) and each typed by its field's kind."""
+    extras = [col for col in frame.columns if col not in columns]
+    frame = frame.reindex(columns=columns + extras)
+    dtypes = {col: _DTYPES.get(leaf_kind(model, col), "string") for col in columns} | dict(extra or {})
+    for col, dtype in dtypes.items():
+        if col not in frame.columns:
+            continue
+        if dtype.startswith("datetime64[ns, UTC]"):
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype(dtype)
+        else:
+            frame[col] = frame[col].astype(dtype)
+    return frame
 
 
 def patient_frame(patients: Iterable[Patient | Mapping[str, Any]]) -> pd.DataFrame:
     """One row per patient, columns as in ``PATIENT_COLUMNS`` then any extra server fields."""
     rows = [flatten_record(p.to_api() if isinstance(p, Patient) else dict(p)) for p in patients]
-    frame = pd.DataFrame.from_records(rows)
-    extras = [col for col in frame.columns if col not in PATIENT_COLUMNS]
-    frame = frame.reindex(columns=PATIENT_COLUMNS + extras)
-    for col in PATIENT_COLUMNS:
-        frame[col] = frame[col].astype(_DTYPES.get(col, "string"))
-    return frame
-
-
-_DTYPES = {"id": "Int64", "dateOfBirth": "datetime64[ns]", "enrolled": "boolean", "archived": "boolean", "site.active": "boolean"}
-
-
-#: The documented delivery-log fields, in order; the sandbox adds eventId, status, lastError,
-#: nextAttemptTimestamp and attempts after them.
-WEBHOOK_LOG_COLUMNS = [
-    "id",
-    "webhookId",
-    "webhookType",
-    "webhookUrl",
-    "payload",
-    "createTimestamp",
-    "lastResponseStatus",
-    "retryAttempts",
-    "lastRetryTimestamp",
-]
-_LOG_DTYPES = {
-    "id": "Int64",
-    "webhookId": "Int64",
-    "lastResponseStatus": "Int64",
-    "retryAttempts": "Int64",
-    "eventId": "Int64",
-}
-_LOG_TIMES = ("createTimestamp", "lastRetryTimestamp", "nextAttemptTimestamp")
+    return _typed(pd.DataFrame.from_records(rows), Patient, PATIENT_COLUMNS)
 
 
 def webhook_log_frame(entries: Iterable[WebhookLogEntry | Mapping[str, Any]]) -> pd.DataFrame:
     """One row per delivery; ids and counts Int64, timestamps timezone-aware UTC."""
     rows = [e.model_dump(mode="json", by_alias=True) if isinstance(e, WebhookLogEntry) else dict(e) for e in entries]
-    frame = pd.DataFrame(rows, dtype=object)
-    extras = [col for col in frame.columns if col not in WEBHOOK_LOG_COLUMNS]
-    frame = frame.reindex(columns=WEBHOOK_LOG_COLUMNS + extras)
-    for col in frame.columns:
-        if col in _LOG_TIMES:
-            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
-        elif col in _LOG_DTYPES:
-            frame[col] = frame[col].astype(_LOG_DTYPES[col])
-        elif col != "attempts":
+    frame = _typed(pd.DataFrame(rows, dtype=object), WebhookLogEntry, WEBHOOK_LOG_COLUMNS, _EXTRA_LOG_DTYPES)
+    for col in frame.columns[len(WEBHOOK_LOG_COLUMNS) :]:
+        if col not in _EXTRA_LOG_DTYPES and col != "attempts":  # attempts: a list per delivery
             frame[col] = frame[col].astype("string")
     return frame

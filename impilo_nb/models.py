@@ -13,7 +13,7 @@ import datetime as dt
 import html
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import email_validator
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from .errors import FieldError, ValidationError
+from .fields import Facts, ListFilter, facts, nested_model
 
 __all__ = [
     "SEX_VALUES",
@@ -174,24 +175,22 @@ class WireModel(BaseModel):
         return f"<table><caption style='text-align:left'><b>{type(self).__name__}</b></caption>{rows}</table>"
 
 
-def flatten_record(data: dict[str, Any], prefix: str = "", *, expand_null: bool = False) -> dict[str, Any]:
+def flatten_record(data: dict[str, Any], prefix: str = "", *, drop_nulls: bool = False) -> dict[str, Any]:
     """Nested dicts as dotted keys (``{"address": {"city": x}}`` -> ``{"address.city": x}``).
 
-    A nested object that is null contributes no keys, so it does not clash with its children.
-    With ``expand_null`` a null value whose key names an object is dropped altogether too.
+    A null where an object belongs (``"address": null``) gives no key, so it does not clash
+    with the object's parts in other records. With ``drop_nulls`` every null value gives no
+    key, so "missing" and "null" compare equal (as ``patient_changes`` needs).
     """
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            flat.update(flatten_record(value, f"{prefix}{key}.", expand_null=expand_null))
-        elif value is None and (key in _OBJECT_FIELDS or expand_null):
+            flat.update(flatten_record(value, f"{prefix}{key}.", drop_nulls=drop_nulls))
+        elif value is None and (drop_nulls or key in _OBJECT_KEYS):
             continue
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-_OBJECT_FIELDS = frozenset({"address", "site", "payload", "data"})
 
 
 def get_path(record: dict[str, Any] | None, path: str) -> Any:
@@ -226,59 +225,82 @@ def prune_empty_objects(record: dict[str, Any]) -> None:
                 record[key] = None
 
 
+def _required_when_sent(model: type[BaseModel]) -> list[str]:
+    """The wire names of a model's fields marked ``required_when_sent``."""
+    return [info.alias or to_camel(name) for name, info in model.model_fields.items() if facts(model, name).required_when_sent]
+
+
 class Address(WireModel):
-    """A postal address. lineOne, city, state, zipCode and country are required when sent."""
+    """A postal address; the parts marked ``required_when_sent`` must be there when one is sent."""
 
-    REQUIRED: ClassVar[tuple[str, ...]] = ("line_one", "city", "state", "zip_code", "country")
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(required=_required_when_sent(Address)))
 
-    model_config = ConfigDict(json_schema_extra={"required": ["lineOne", "city", "state", "zipCode", "country"]})
-
-    line_one: str | None = None
-    line_two: str | None = None
-    line_three: str | None = None
-    city: str | None = None
-    state: str | None = None
-    zip_code: str | None = None
-    country: str | None = None
-    note: str | None = None
+    line_one: Annotated[str | None, Facts("Line one", personal=True, required_when_sent=True)] = None
+    line_two: Annotated[str | None, Facts("Line two", personal=True)] = None
+    line_three: Annotated[str | None, Facts("Line three", personal=True)] = None
+    city: Annotated[str | None, Facts("City", required_when_sent=True)] = None
+    state: Annotated[str | None, Facts("State", required_when_sent=True)] = None
+    zip_code: Annotated[str | None, Facts("Zip code", required_when_sent=True)] = None
+    country: Annotated[str | None, Facts("Country", required_when_sent=True)] = None
+    note: Annotated[str | None, Facts("Note")] = None
 
     @model_validator(mode="after")
     def _required_parts(self, info: ValidationInfo) -> Address:
         if _is_lenient(info):
             return self
-        missing = [name for name in self.REQUIRED if not (getattr(self, name) or "").strip()]
+        required = _required_when_sent(Address)
+        data = self.model_dump(by_alias=True)
+        missing = [name for name in required if not (data.get(name) or "").strip()]
         if missing:
-            names = ", ".join(to_camel(name) for name in missing)
-            raise _error("address_incomplete", f"An address needs lineOne, city, state, zipCode and country; missing: {names}.")
+            raise _error("address_incomplete", f"An address needs {', '.join(required)}; missing: {', '.join(missing)}.")
         return self
 
 
 class Site(WireModel):
     """The site responsible for a patient, as embedded in the patient record."""
 
-    name: str | None = None
-    active: bool | None = None
-    phone_number: str | None = None
-    address: Address | None = None
+    id: Annotated[int | None, Facts("Site id")] = None
+    name: Annotated[str | None, Facts("Site name")] = None
+    active: Annotated[bool | None, Facts("Site active")] = None
+    phone_number: Annotated[str | None, Facts("Site phone")] = None
+    address: Annotated[Address | None, Facts("Site address")] = None
 
 
 class Patient(WireModel):
     """A patient as the Impilo v3 API stores it. ``id`` is assigned by the server."""
 
-    id: int | None = None
-    external_identifier: str | None = None
-    first_name: str = Field(json_schema_extra=NON_BLANK)
-    last_name: str = Field(json_schema_extra=NON_BLANK)
-    date_of_birth: dt.date | None = None
-    email: str | None = None
-    phone_number: str | None = None
-    address: Address | None = None
-    site: Site | None = None
-    archived: bool | None = None
-    enrolled: bool | None = None
-    sex: str | None = Field(
+    id: Annotated[int | None, Facts("Impilo id")] = None
+    external_identifier: Annotated[str | None, Facts("External id")] = None
+    first_name: Annotated[str, Facts("First name", personal=True)] = Field(json_schema_extra=NON_BLANK)
+    last_name: Annotated[str, Facts("Last name", personal=True)] = Field(json_schema_extra=NON_BLANK)
+    date_of_birth: Annotated[dt.date | None, Facts("Date of birth", personal=True)] = None
+    sex: Annotated[str | None, Facts("Sex", choices=SEX_VALUES)] = Field(
         default=None, json_schema_extra={"anyOf": [{"type": "string", "enum": list(SEX_VALUES)}, {"type": "null"}]}
     )
+    email: Annotated[str | None, Facts("Email", personal=True)] = None
+    phone_number: Annotated[str | None, Facts("Phone", personal=True)] = None
+    enrolled: Annotated[bool | None, Facts("Enrolled")] = None
+    archived: Annotated[bool | None, Facts("Archived")] = None
+    address: Annotated[Address | None, Facts("Address")] = None
+    site: Annotated[Site | None, Facts("Site")] = None
+
+    #: The List Patients query (docs/api-decisions.md#list-patients): client and sandbox derive
+    #: their filters from this table.
+    LIST_FILTERS: ClassVar[tuple[ListFilter, ...]] = (
+        ListFilter("id", ("id",), "any_of", int),
+        ListFilter("siteId", ("site.id",), "any_of", int),
+        ListFilter("externalIdentifier", ("externalIdentifier",), "any_of"),
+        ListFilter("email", ("email",), "equal_ci"),
+        ListFilter("name", ("firstName", "lastName"), "contains_ci"),
+        ListFilter("archived", ("archived",), "flag", bool),
+        ListFilter("enrolled", ("enrolled",), "flag", bool),
+        ListFilter("dateOfBirthMin", ("dateOfBirth",), "min", dt.date),
+        ListFilter("dateOfBirthMax", ("dateOfBirth",), "max", dt.date),
+        ListFilter("postalCode", ("address.zipCode",), "equal"),
+        ListFilter("country", ("address.country",), "equal_ci"),
+    )
+    #: List Patients ``sort`` values and the field each sorts by.
+    SORTS: ClassVar[dict[str, str]] = {"firstName": "firstName", "lastName": "lastName", "patientId": "id"}
 
     @model_validator(mode="before")
     @classmethod
@@ -341,7 +363,7 @@ class Patient(WireModel):
             return value.lower()
         if _is_lenient(info) and isinstance(value, str):
             return value
-        raise _error("sex_invalid", f"Must be one of female, male, other, unknown (got {value!r}).")
+        raise _error("sex_invalid", f"Must be one of {', '.join(SEX_VALUES)} (got {value!r}).")
 
     @property
     def full_name(self) -> str:
@@ -362,8 +384,8 @@ def patient_changes(old: Patient, new: Patient) -> list[Change]:
     Compares the wire form, so ``None`` and a missing value are the same and nested objects
     are compared part by part (``address.city``).
     """
-    before = flatten_record(old.to_api(), expand_null=True)
-    after = flatten_record(new.to_api(), expand_null=True)
+    before = flatten_record(old.to_api(), drop_nulls=True)
+    after = flatten_record(new.to_api(), drop_nulls=True)
     fields = [f for f in dict.fromkeys([*after, *before]) if f != "id"]
     return [Change(f, before.get(f), after.get(f)) for f in fields if before.get(f) != after.get(f)]
 
@@ -505,3 +527,28 @@ class WebhookLogEntry(WireModel):
     last_response_status: int | None = None
     retry_attempts: int | None = None
     last_retry_timestamp: dt.datetime | None = None
+
+    #: The webhook-logs query (docs/api-decisions.md#delivery-log): client and sandbox derive
+    #: their filters from this table.
+    LIST_FILTERS: ClassVar[tuple[ListFilter, ...]] = (
+        ListFilter("webhookType", ("webhookType",), "equal"),
+        ListFilter("retryAttemptsMin", ("retryAttempts",), "min", int),
+        ListFilter("retryAttemptsMax", ("retryAttempts",), "max", int),
+        ListFilter("lastResponseStatus", ("lastResponseStatus",), "equal", int),
+        ListFilter("startLastRetryTimestamp", ("lastRetryTimestamp",), "min", dt.datetime),
+        ListFilter("endLastRetryTimestamp", ("lastRetryTimestamp",), "max", dt.datetime),
+        ListFilter("startTimestamp", ("createTimestamp",), "min", dt.datetime),
+        ListFilter("endTimestamp", ("createTimestamp",), "before", dt.datetime),
+    )
+
+
+#: Keys whose value is an object: the models' nested objects (address, site) and the two
+#: webhook envelopes' bodies (payload, data). Used by ``flatten_record``.
+_OBJECT_KEYS = frozenset(
+    [
+        *(info.alias or name for name, info in Patient.model_fields.items() if nested_model(info.annotation)),
+        *(info.alias or name for name, info in Site.model_fields.items() if nested_model(info.annotation)),
+        "payload",
+        "data",
+    ]
+)

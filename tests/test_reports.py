@@ -1,13 +1,15 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pandas as pd
 import pytest
 
-from impilo_nb import reports
-from impilo_nb.reports import ReportError, build_report, external_loads, mask_html, mask_text
+import impilo_nb as nb
+from impilo_nb.reports import ReportError, build_report, external_loads, mask_html, mask_text, render_for_report
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "data" / "patients_sample.csv"
@@ -77,7 +79,15 @@ def test_a_failing_cell_is_a_clear_error(tmp_path):
     path = small_notebook(tmp_path, "1 / 0")
     with pytest.raises(ReportError) as caught:
         build_report(path, tmp_path / "out")
-    assert "small.ipynb" in str(caught.value) and "ZeroDivisionError" in str(caught.value)
+    # [3]: the setup cell and the parameters cell run first, and the page numbers cells the same way.
+    assert "small.ipynb: cell [3] failed: ZeroDivisionError" in str(caught.value)
+
+
+def test_a_cell_that_runs_too_long_is_a_clear_error(tmp_path):
+    path = small_notebook(tmp_path, "import time\ntime.sleep(60)")
+    with pytest.raises(ReportError) as caught:
+        build_report(path, tmp_path / "out", timeout=2)
+    assert "small.ipynb: a cell ran longer than 2 s" in str(caught.value) and "timeout" in str(caught.value)
 
 
 def test_not_a_notebook_is_refused(tmp_path):
@@ -91,6 +101,33 @@ def test_widgets_become_static_snapshots(tmp_path):
     html = build_report(path, tmp_path / "out").html.read_text()
     assert "impilo-snapshot" in html and "Patient form: new patient" in html
     assert "widget-view" not in html and external_loads(html) == []
+    assert "render_for_report" in html  # the page says how it was rendered
+
+
+def displayed(shell, widget):
+    data, _ = shell.display_formatter.format(widget)
+    return data
+
+
+def test_render_for_report_adds_snapshots_to_that_shell_only(tmp_path):
+    from IPython.core.formatters import DisplayFormatter
+
+    view = nb.widgets.WebhookLogView(nb.EventLog(tmp_path / "events.db"), live=False)
+    report_shell = SimpleNamespace(display_formatter=DisplayFormatter())
+    other_shell = SimpleNamespace(display_formatter=DisplayFormatter())
+    assert "text/html" not in displayed(report_shell, view)  # widgets never snapshot by themselves
+    render_for_report(report_shell)
+    render_for_report(report_shell)  # twice is once
+    data = displayed(report_shell, view)
+    assert data["text/html"].startswith("<div class='impilo-snapshot'><b>Webhook log</b>")
+    assert "application/vnd.jupyter.widget-view+json" in data  # JupyterLab still gets the live widget
+    assert "text/html" not in displayed(other_shell, view)
+
+
+def test_render_for_report_outside_ipython_says_where_to_call_it():
+    with pytest.raises(ReportError) as caught:
+        render_for_report()
+    assert "no IPython shell" in str(caught.value) and "notebook cell" in str(caught.value)
 
 
 def test_reports_run_against_the_sandbox_even_when_the_shell_points_elsewhere(tmp_path, monkeypatch):
@@ -98,7 +135,7 @@ def test_reports_run_against_the_sandbox_even_when_the_shell_points_elsewhere(tm
     monkeypatch.setenv("IMPILO_API_KEY", "k")
     path = small_notebook(tmp_path, "import impilo_nb as nb\nprint(nb.connect(base_url).patients.page().total)")
     assert "0" in build_report(path, tmp_path / "out").html.read_text()
-    assert reports.os.environ["IMPILO_BASE_URL"] == "http://127.0.0.1:9"  # restored afterwards
+    assert os.environ["IMPILO_BASE_URL"] == "http://127.0.0.1:9"  # only the kernel's environment differed
 
 
 def test_bulk_report_with_masking_has_no_sample_email_or_phone(tmp_path):
@@ -108,6 +145,7 @@ def test_bulk_report_with_masking_has_no_sample_email_or_phone(tmp_path):
     assert [e for e in sample["email"] if e and e in html] == []
     assert [p for p in sample["phoneNumber"] if p and p in html] == []
     assert external_loads(html) == [] and "Rows by outcome" in html
+    assert "patient/s" not in html  # the progress bars (widgets with no snapshot) are left out, not frozen
 
 
 def test_report_command_line(tmp_path):

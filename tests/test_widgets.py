@@ -387,7 +387,6 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from impilo_nb._constants import ENV_REPORT  # noqa: E402
 from impilo_nb.widgets import WebhookLogView, log_view  # noqa: E402
 from impilo_nb.widgets.log_view import TIMELINE_TAB  # noqa: E402
 
@@ -502,11 +501,10 @@ print("matplotlib" in sys.modules, view.counts.value)
     assert done.stdout.startswith("False") and "1 event " in done.stdout
 
 
-def test_log_view_report_snapshot_has_the_timeline_though_its_tab_was_never_opened(event_log, monkeypatch):
+def test_log_view_report_snapshot_has_the_timeline_though_its_tab_was_never_opened(event_log):
     deliver(event_log, 1)
     view = WebhookLogView(event_log, live=False)
-    monkeypatch.setenv(ENV_REPORT, "1")
-    snapshot = view._repr_mimebundle_()["text/html"]
+    snapshot = view.snapshot_html()
     assert "1 event " in snapshot and "<img alt='timeline' src='data:image/png;base64,iVBORw0KGgo" in snapshot
 
 

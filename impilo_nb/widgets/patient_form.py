@@ -17,8 +17,9 @@ import ipywidgets as w
 
 from ..client import ImpiloClient
 from ..errors import APIConnectionError, APIError, APIStatusError, FieldError, ValidationError
+from ..fields import facts, field_at, leaf_kind, wire_paths
 from ..ids import external_id, id_hazards
-from ..models import SEX_VALUES, Change, Patient, get_path, patient_changes, prune_empty_objects, set_path
+from ..models import Change, Patient, get_path, patient_changes, prune_empty_objects, set_path
 from ._snapshot import Snapshot
 
 __all__ = ["PatientForm", "PatientSearch"]
@@ -42,49 +43,38 @@ _NEXT_STEP = {
 class _Spec:
     path: str  # the wire path, e.g. "address.zipCode"
     label: str
-    kind: str = "text"  # text | date | sex | flag
+    kind: str = "text"  # a fields.leaf_kind: text | date | choice | flag | integer
+    choices: tuple[str, ...] = ()
 
 
-def _address_specs(prefix: str, required: bool) -> list[_Spec]:
-    star = " *" if required else ""
-    return [
-        _Spec(f"{prefix}.lineOne", f"Line one{star}"),
-        _Spec(f"{prefix}.lineTwo", "Line two"),
-        _Spec(f"{prefix}.lineThree", "Line three"),
-        _Spec(f"{prefix}.city", f"City{star}"),
-        _Spec(f"{prefix}.state", f"State{star}"),
-        _Spec(f"{prefix}.zipCode", f"Zip code{star}"),
-        _Spec(f"{prefix}.country", f"Country{star}"),
-        _Spec(f"{prefix}.note", "Note"),
-    ]
+def _spec(path: str) -> _Spec:
+    """An input for the field at ``path``, labelled from the model's facts (* when required)."""
+    owner, name = field_at(Patient, path)
+    fact = facts(owner, name)
+    star = " *" if owner.model_fields[name].is_required() or fact.required_when_sent else ""
+    return _Spec(path, fact.label + star, leaf_kind(Patient, path), fact.choices)
 
 
-_PERSON = [
-    _Spec("firstName", "First name *"),
-    _Spec("lastName", "Last name *"),
-    _Spec("dateOfBirth", "Date of birth", "date"),
-    _Spec("sex", "Sex", "sex"),
-    _Spec("email", "Email"),
-    _Spec("phoneNumber", "Phone"),
-    _Spec("externalIdentifier", "External id"),
-    _Spec("enrolled", "Enrolled", "flag"),
-    _Spec("archived", "Archived", "flag"),
-]
-_ADDRESS = _address_specs("address", required=True)
-_SITE = [
-    _Spec("site.name", "Site name"),
-    _Spec("site.active", "Site active", "flag"),
-    _Spec("site.phoneNumber", "Site phone"),
-    *_address_specs("site.address", required=True),
-]
-_OBJECTS = ("address", "site", "site.address")  # have an error line of their own
+# Every field of Patient but the ids, which the server assigns (a site id the form does not show
+# is kept on save).
+_PATHS = [path for path in wire_paths(Patient) if path.rsplit(".", 1)[-1] != "id"]
+_TOP = [path for path in _PATHS if "." not in path]
+# The external id follows email and phone: its Generate button derives it from them.
+_TOP.remove("externalIdentifier")
+_TOP.insert(_TOP.index("phoneNumber") + 1, "externalIdentifier")
+_PERSON = [_spec(path) for path in _TOP]
+_ADDRESS = [_spec(path) for path in _PATHS if path.startswith("address.")]
+_SITE_OWN = [_spec(path) for path in _PATHS if path.startswith("site.") and path.count(".") == 1]
+_SITE_ADDRESS = [_spec(path) for path in _PATHS if path.startswith("site.address.")]
+# Nested objects have an error line of their own ("address", "site", "site.address").
+_OBJECTS = tuple(dict.fromkeys(path.rsplit(".", 1)[0] for path in _PATHS if "." in path))
 
 
 def _make_widget(spec: _Spec) -> w.ValueWidget:
     if spec.kind == "date":
         return w.DatePicker(description=spec.label, style=_STYLE)
-    if spec.kind == "sex":
-        return w.Dropdown(description=spec.label, options=[("", None)] + [(v, v) for v in SEX_VALUES], value=None, style=_STYLE)
+    if spec.kind == "choice":
+        return w.Dropdown(description=spec.label, options=[("", None)] + [(v, v) for v in spec.choices], value=None, style=_STYLE)
     if spec.kind == "flag":
         # Three states: a patient may have no value at all, which must survive a round trip.
         return w.Dropdown(description=spec.label, options=_FLAG_OPTIONS, value=None, style=_STYLE)
@@ -109,7 +99,7 @@ class PatientForm(Snapshot, w.VBox):
         self._touched: set[str] = set()
         self._filling = False
 
-        specs = _PERSON + _ADDRESS + _SITE
+        specs = _PERSON + _ADDRESS + _SITE_OWN + _SITE_ADDRESS
         self.fields: dict[str, w.ValueWidget] = {s.path: _make_widget(s) for s in specs}
         self.errors: dict[str, w.HTML] = {path: w.HTML() for path in [*self.fields, *_OBJECTS]}
         for path, widget in self.fields.items():
@@ -136,12 +126,10 @@ class PatientForm(Snapshot, w.VBox):
                 w.VBox(
                     [
                         self.errors["site"],
-                        self._row("site.name"),
-                        self._row("site.active"),
-                        self._row("site.phoneNumber"),
+                        *(self._row(s.path) for s in _SITE_OWN),
                         w.HTML("<b>Site address</b>"),
                         self.errors["site.address"],
-                        *(self._row(s.path) for s in _SITE[3:]),
+                        *(self._row(s.path) for s in _SITE_ADDRESS),
                     ]
                 ),
             ],

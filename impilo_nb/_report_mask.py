@@ -1,0 +1,146 @@
+"""Masking personal data in an executed notebook's outputs, before it becomes a page.
+
+Tables are masked by meaning (a column or row labelled with a personal field), free text by
+shape (anything that looks like an email or a phone number), so a value the patterns miss is
+still hidden when a table says what it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+#: Column (or field) names whose values are personal data; matched on the last dotted part,
+#: so ``payload.firstName`` and ``address.lineOne`` are covered too.
+PERSONAL_FIELDS = frozenset(
+    {
+        "firstName",
+        "lastName",
+        "first_name",
+        "last_name",
+        "name",
+        "full_name",
+        "email",
+        "phone",
+        "phoneNumber",
+        "phone_number",
+        "dateOfBirth",
+        "date_of_birth",
+        "lineOne",
+        "lineTwo",
+        "lineThree",
+        "line_one",
+        "line_two",
+        "line_three",
+    }
+)
+
+#: What a masked value is replaced with.
+MASK = "•••"
+
+_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
+# Phone-like: an optional +, then digits with the usual separators, at least 7 digits in all.
+_PHONE = re.compile(r"(?<![\w.])\+?\(?\d[\d ()./-]{5,}\d(?![\w.])")
+_PYTHON_PERSONAL = re.compile(
+    r"\b(first_name|last_name|email|phone_number|date_of_birth|line_one|line_two|line_three)="
+    r"('(?:[^'\\]|\\.)*'|datetime\.date\([^)]*\))"
+)
+# "email: Not an email address: 'x@'." - validation messages quote the bad value, which may be
+# personal data that no pattern recognises (a malformed email is not an email).
+_FIELD_MESSAGE = re.compile(r"\b([\w.]+): ([^\n<]*)")
+# A quote may run to the end of the text: pandas cuts long cells ("'two@@example.org...").
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*(?:'|$)")
+
+
+def mask_personal_data(notebook: Any) -> Any:
+    """A copy of an executed notebook with personal data masked in every output."""
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = mask_text(_joined(output["text"]))
+            data = output.get("data", {})
+            for mime in list(data):
+                value = _joined(data[mime])
+                if mime == "text/html":
+                    data[mime] = mask_html(value)
+                elif mime.startswith("text/") or mime == "application/json":
+                    data[mime] = mask_text(value if isinstance(value, str) else str(value))
+    return notebook
+
+
+def mask_html(html: str) -> str:
+    """Mask personal columns of every table (by header), personal rows of two-column tables
+    (a ``<th>`` label then its value), then emails and phone numbers anywhere in the text."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for table in soup.find_all("table"):
+        _mask_table(table)
+    for node in soup.find_all(string=True):
+        if node.parent is not None and node.parent.name in ("script", "style"):
+            continue
+        masked = mask_text(str(node))
+        if masked != node:
+            node.replace_with(masked)
+    for img in soup.find_all("img"):  # alt texts too
+        if img.get("alt"):
+            img["alt"] = mask_text(img["alt"])
+    return str(soup)
+
+
+def mask_text(text: str) -> str:
+    """Emails, phone numbers, personal fields of Python reprs and values quoted in messages
+    about personal fields, in free text, masked."""
+    text = _mask_field_messages(text)
+    text = _PYTHON_PERSONAL.sub(lambda m: f"{m.group(1)}={MASK!r}", text)  # before emails: it needs the quotes
+    text = _EMAIL.sub(MASK, text)
+    return _mask_phones(text)
+
+
+def _mask_table(table: Any) -> None:
+    rows = table.find_all("tr")
+    header_rows = [r for r in rows if r.find("th") and not r.find("td")]
+    if header_rows:
+        labels = [cell.get_text() for cell in header_rows[-1].find_all(["th", "td"])]
+        columns = {i for i, label in enumerate(labels) if _personal(label)}
+        for row in rows:
+            if row in header_rows:
+                continue
+            for i, cell in enumerate(row.find_all(["th", "td"])):
+                if i in columns and cell.get_text(strip=True):
+                    cell.string = MASK
+    for row in rows:  # key/value tables, like a Patient's
+        cells = row.find_all(["th", "td"])
+        if len(cells) == 2 and cells[0].name == "th" and _personal(cells[0].get_text()):
+            cells[1].string = MASK
+
+
+def _personal(header: str) -> bool:
+    return header.strip().split(".")[-1] in PERSONAL_FIELDS
+
+
+def _joined(value: Any) -> Any:
+    """nbformat may store a text output as a list of lines."""
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _mask_field_messages(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        if not _personal(match.group(1)):
+            return match.group(0)
+        return f"{match.group(1)}: {_QUOTED.sub(repr(MASK), match.group(2))}"
+
+    return _FIELD_MESSAGE.sub(one, text)
+
+
+def _mask_phones(text: str) -> str:
+    return _PHONE.sub(lambda m: MASK if _looks_like_phone(m.group(0)) else m.group(0), text)
+
+
+def _looks_like_phone(candidate: str) -> bool:
+    digits = sum(ch.isdigit() for ch in candidate)
+    if candidate.isdigit():  # a bare number: phone-length only, so ids and counts survive
+        return 10 <= digits <= 15
+    return digits >= 7
