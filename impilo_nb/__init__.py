@@ -96,7 +96,7 @@ __all__ = [
 
 def __getattr__(name: str):
     # Loaded on first use: ipywidgets needs a front end, and the sandbox (FastAPI) is only for
-    # those who run one; design.md keeps the sandbox out of the package's import graph.
+    # those who run one; docs/architecture.md#layering keeps the sandbox out of the import graph.
     import importlib
 
     if name == "widgets":

@@ -52,7 +52,7 @@ __all__ = [
 #: The values the API documents for ``sex``.
 SEX_VALUES = ("female", "male", "other", "unknown")
 
-#: Every event type the public docs name (impilo-api.md §3.2; the archived lists are cut off,
+#: Every event type the public docs name (docs/api-decisions.md#event-types; the archived lists are cut off,
 #: so the platform may know more). One type per webhook subscription.
 WEBHOOK_TYPES = (
     "patient.created",

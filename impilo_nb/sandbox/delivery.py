@@ -29,7 +29,7 @@ from .store import SandboxStore
 
 __all__ = ["DELIVERY_TIMEOUT", "RETRY_DELAYS", "Dispatcher", "is_loopback_url"]
 
-#: Seconds after a failed attempt before the next one (impilo-api.md §3.6): 15, 30, 60 minutes.
+#: Seconds after a failed attempt before the next one (docs/api-decisions.md#retry-schedule): 15, 30, 60 minutes.
 RETRY_DELAYS = (15 * 60, 30 * 60, 60 * 60)
 
 #: Seconds to wait for a receiver's answer before counting the attempt as failed.
