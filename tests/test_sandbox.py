@@ -1,7 +1,11 @@
+import json
+import sqlite3
+
 import pytest
 import requests
 
 import impilo_nb as nb
+from impilo_nb.sandbox.app import MAX_BODY_BYTES, MAX_DEPTH, MAX_TEXT_LENGTH, SafeJSONResponse
 from tests.conftest import make_patient
 
 API = "/api/v3/patient"
@@ -117,9 +121,8 @@ def test_unknown_patient_is_404(http, method):
         ({"postalCode": "75001"}, [2]),
         ({"country": "usa"}, [1, 3]),
         ({"id": ["1", "3"]}, [1, 3]),
-        ({"id": "2,3"}, [2, 3]),
         ({"externalIdentifier": ["ext-00001", "ext-00002"]}, [1, 2]),
-        ({"externalIdentifier": "ext-00003,ext-00002"}, [2, 3]),
+        ({"externalIdentifier": "ext-00003,ext-00002"}, []),  # one identifier, with a comma in it
         ({"sort": "firstName"}, [1, 2, 3]),  # case-insensitive: Ana, bruno, Carla
         ({"sort": "lastName"}, [3, 1, 2]),  # anders, Rivera, Zed
         ({"sort": "patientId", "sortDescending": "true"}, [3, 2, 1]),
@@ -296,3 +299,188 @@ def test_a_failed_create_leaves_no_empty_patient(tmp_path, monkeypatch):
         store.create_patient({"firstName": "A", "lastName": "B"})
     store._db = type("Db", (), {"execute": staticmethod(real_execute)})()
     assert store.list_patients(nb.sandbox.store.PatientQuery(), page=1, size=10) == ([], 0)
+
+
+# -- multi-value filters: repeated parameters, never split on commas ------------------------
+
+
+def test_an_external_identifier_with_a_comma_is_one_value(http):
+    crm = http("POST", API, json=make_patient(1, externalIdentifier="crm")).json()
+    with_comma = http("POST", API, json=make_patient(2, externalIdentifier="crm,1")).json()
+    assert ids(http("GET", API, params={"externalIdentifier": "crm,1"})) == [with_comma["id"]]
+    assert ids(http("GET", API, params={"externalIdentifier": "crm"})) == [crm["id"]]
+    assert ids(http("GET", API, params={"externalIdentifier": ["crm", "crm,1"]})) == [crm["id"], with_comma["id"]]
+
+
+def test_site_ids_are_repeated_parameters(http):
+    created = [http("POST", API, json=make_patient(site, site={"id": site, "name": "Clinic"})).json() for site in (7, 8, 9)]
+    assert ids(http("GET", API, params={"siteId": ["7", "9"]})) == [created[0]["id"], created[2]["id"]]
+
+
+@pytest.mark.parametrize("name", ["id", "siteId"])
+def test_comma_separated_ids_are_400_saying_to_repeat_the_parameter(http, people, name):
+    response = http("GET", API, params={name: "1,2"})
+    assert response.status_code == 400
+    error = response.json()["fieldErrors"][0]
+    assert error["field"] == name and "repeat the parameter" in error["message"] and f"{name}=1&{name}=2" in error["message"]
+
+
+@pytest.mark.parametrize("name", ["id", "siteId", "externalIdentifier"])
+def test_an_empty_filter_value_is_400_not_every_patient(http, people, name):
+    response = http("GET", API, params={name: ""})
+    errors = response.json().get("fieldErrors", [])
+    assert response.status_code == 400 and [e["field"] for e in errors] == [name] and errors[0]["message"].startswith("Empty")
+
+
+@pytest.mark.parametrize("value", ["١", "1_0", " 1", "+1", "0x1"])
+def test_ids_are_ascii_digits_only(http, people, value):
+    assert http("GET", API, params={"id": value}).status_code == 400
+
+
+def test_openapi_documents_repeated_filters_and_the_body_limit(sandbox):
+    spec = requests.get(sandbox.url + "/openapi.json", timeout=5).json()
+    params = {p["name"]: p for p in spec["paths"][API]["get"]["parameters"]}
+    for name in ("id", "siteId", "externalIdentifier"):
+        assert "repeat the parameter" in params[name]["description"] and "never split on commas" in params[name]["description"]
+    assert params["id"]["schema"]["anyOf"][0]["items"]["type"] == "integer"
+    assert "413" in spec["paths"][API]["post"]["responses"] and "413" not in spec["paths"][API]["get"]["responses"]
+
+
+# -- trust the wire: every body and query parameter is checked before anything is stored ----
+
+JSON = {"Content-Type": "application/json"}
+
+
+def raw_patient(**fields) -> str:
+    """A patient body as JSON text, with raw JSON text for each of ``fields`` (e.g. "\\ud800")."""
+    body = json.dumps(make_patient(5))[:-1]
+    return body + "".join(f', "{name}": {text}' for name, text in fields.items()) + "}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", API, raw_patient(firstName='"\\ud800"'), "firstName"),
+        ("PUT", f"{API}/1", raw_patient(address='{"lineOne": "x", "city": "a\\udfffb"}'), "address.city"),
+        ("PATCH", f"{API}/1", '{"lastName": "Ro\\udc00se"}', "lastName"),
+        ("PATCH", f"{API}/1", '{"\\ud83d": 1}', "\\ud83d"),
+        ("POST", "/api/v3/webhook", '{"type": "patient.created", "url": "http://127.0.0.1/\\udc00"}', "url"),
+        ("PATCH", "/api/v3/webhook/1", '{"url": "http://127.0.0.1/\\ud800"}', "url"),
+        ("POST", "/api/v3/webhook-secret", '{"secret": "abc\\ud800"}', "secret"),
+    ],
+)
+def test_a_lone_surrogate_is_400_naming_the_field_and_nothing_is_stored(http, method, path, body, field):
+    created = http("POST", API, json=make_patient(1)).json()
+    hook = http("POST", "/api/v3/webhook", json={"type": "patient.created", "url": HOOK}).json()
+    response = http(method, path, data=body.encode(), headers=JSON)
+    assert response.status_code == 400, response.text
+    error = response.json()["fieldErrors"][0]
+    assert error["field"] == field and "surrogate" in error["message"]
+    assert http("GET", API).json()["content"] == [created]
+    assert http("GET", "/api/v3/webhook").json() == [hook]
+    assert http("GET", "/api/v3/webhook-secret").status_code == 404
+
+
+def test_a_body_that_is_not_utf8_is_400(http):
+    # A surrogate encoded as bytes (CESU-8): json.loads(bytes) would have decoded it.
+    response = http("POST", API, data=b'{"firstName": "\xed\xa0\x80", "lastName": "x"}', headers=JSON)
+    assert response.status_code == 400 and "UTF-8" in response.json()["fieldErrors"][0]["message"]
+    assert http("GET", API).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "field", "words"),
+    [
+        ("PUT", raw_patient(id=str(2**70)), "id", "64 bits"),
+        ("POST", raw_patient(site='{"id": 18446744073709551616}'), "site.id", "64 bits"),
+        ("POST", raw_patient(extra=str(-(2**63) - 1)), "extra", "64 bits"),
+        ("POST", raw_patient(id="9" * 5000), "id", "64 bits"),  # past Python's 4,300-digit limit
+        ("POST", raw_patient(extra="NaN"), "extra", "finite"),
+        ("POST", raw_patient(extra="-Infinity"), "extra", "finite"),
+        ("POST", raw_patient(extra="1e999"), "extra", "finite"),
+        ("POST", raw_patient(firstName='"a\\u0000b"'), "firstName", "NUL"),
+        ("POST", raw_patient(lastName=json.dumps("x" * (MAX_TEXT_LENGTH + 1))), "lastName", "characters long"),
+        ("POST", raw_patient(site="[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5)), "site.0.0.….0.0", "nested"),
+        ("PATCH", '{"x": ' + "[" * 500 + "]" * 500 + "}", "x.0.0.….0.0", "nested"),
+        ("POST", raw_patient(site='{"address": ' * 5000 + "{}" + "}" * 5000), None, "nested"),
+    ],
+)
+def test_values_the_api_cannot_hold_are_400_naming_the_problem(http, method, body, field, words):
+    created = http("POST", API, json=make_patient(1)).json()
+    response = http(method, API if method == "POST" else f"{API}/1", data=body.encode(), headers=JSON)
+    assert response.status_code == 400, response.text
+    error = response.json()["fieldErrors"][0]
+    assert error["field"] == field and words in error["message"]
+    assert http("GET", API).json()["content"] == [created]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_limit_is_413(http, chunked):
+    body = json.dumps(make_patient(1, note="x" * MAX_BODY_BYTES)).encode()
+    chunks = (body[start : start + 65536] for start in range(0, len(body), 65536))  # no Content-Length
+    response = http("POST", API, data=chunks if chunked else body, headers=JSON)
+    assert response.status_code == 413 and "1 MiB" in response.json()["message"]
+    assert http("GET", API).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field", "words"),
+    [
+        (API, {"name": "a\x00b"}, "name", "NUL"),
+        (API, {"country": "x" * (MAX_TEXT_LENGTH + 1)}, "country", "characters long"),
+        (API, {"page": "9" * 5000}, "page", "characters long"),
+        (API, {"unknown\x00": "1"}, "unknown\x00", "NUL"),
+        ("/api/v3/webhook/logs", {"startTimestamp": "0001-01-01T00:00:00+05:00"}, "startTimestamp", "Out of range"),
+        ("/api/v3/webhook/logs", {"endTimestamp": "9999-12-31T23:59:59-05:00"}, "endTimestamp", "Out of range"),
+    ],
+)
+def test_bad_query_values_are_400_naming_the_parameter(http, path, query, field, words):
+    response = http("GET", path, params=query)
+    assert response.status_code == 400, response.text
+    error = response.json()["fieldErrors"][0]
+    assert error["field"] == field and words in error["message"]
+
+
+def test_refusals_never_echo_the_secret(http):
+    response = http("POST", "/api/v3/webhook-secret", data=b'{"secret": "hunter2-\\u0000"}', headers=JSON)
+    assert response.status_code == 400 and "hunter2" not in response.text
+
+
+# -- the read side: one bad stored record never fails a response -----------------------------
+
+
+def test_listing_survives_rows_planted_in_the_database(http, sandbox):
+    good = http("POST", API, json=make_patient(1)).json()
+    planted = [
+        json.dumps({"firstName": "\ud800", "lastName": "Surrogate"}),  # what the old sandbox stored
+        '{"firstName": NaN, "lastName": "NotANumber"}',
+        b'{"firstName": "\xff\xfe", "lastName": "NotUtf8"}',
+        "{not json",
+        "[1, 2]",
+        "[" * 5000 + "]" * 5000,
+    ]
+    with sqlite3.connect(sandbox.db_path) as db:
+        for data in planted:
+            db.execute("INSERT INTO patients (data) VALUES (CAST(? AS TEXT))", (data,))
+    listed = http("GET", API, params={"size": 50})
+    assert listed.status_code == 200, listed.text
+    content = listed.json()["content"]
+    assert content[0] == good and [p["id"] for p in content] == list(range(1, 8))
+    assert content[1]["firstName"] == "\ufffd" and content[2]["firstName"] is None
+    assert "\ufffd" in content[3]["firstName"] and content[4:] == [{"id": 5}, {"id": 6}, {"id": 7}]
+    for query in ({"sort": "firstName"}, {"sort": "lastName"}, {"name": "a"}, {"enrolled": "true"}, {"country": "usa"}):
+        assert http("GET", API, params=query).status_code == 200, query
+    assert all(http("GET", f"{API}/{n}").status_code == 200 for n in range(1, 8))
+
+
+def test_any_content_renders():
+    deep: list = []
+    inner = deep
+    for _ in range(5000):
+        inner.append([])
+        inner = inner[0]
+    content = {"text": "a\ud800b", "\udc00key": 1, "nan": float("nan"), "inf": float("-inf"), "deep": deep, "other": {1, 2}}
+    rendered = json.loads(SafeJSONResponse(content).body)
+    assert rendered["text"] == "a\ufffdb" and rendered["\ufffdkey"] == 1
+    assert rendered["nan"] is None and rendered["inf"] is None and isinstance(rendered["other"], str)
+    assert json.dumps(rendered["deep"]).count("[") == MAX_DEPTH - 1  # cut below the limit, not an error

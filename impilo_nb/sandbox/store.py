@@ -2,12 +2,19 @@
 
 Records are stored as the JSON the API returns; filters read them with SQLite's JSON functions.
 One connection behind a lock: the sandbox is for one analyst, so simplicity beats concurrency.
+
+Reads never trust a stored row: the API checks what it stores, but a file may hold rows written
+before those checks existed or by other tools. Text that is not UTF-8 is read with U+FFFD in
+place of the bad bytes, a record that is not a JSON object is listed with its id alone, and
+filters and sorts read such a record's fields as null, so one bad row never fails a listing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -77,11 +84,33 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 );
 """
 
+log = logging.getLogger(__name__)
+
+
+def _field(path: str) -> str:
+    """SQL for a patient record's field at a JSON ``path``: null, not an SQL error, for a row
+    whose data is not valid JSON (see the module docstring)."""
+    return f"json_extract(CASE WHEN json_valid(data) THEN data END, '{path}')"
+
+
 _SORT_COLUMNS = {
-    "firstName": "lower(json_extract(data, '$.firstName'))",
-    "lastName": "lower(json_extract(data, '$.lastName'))",
+    "firstName": f"lower({_field('$.firstName')})",
+    "lastName": f"lower({_field('$.lastName')})",
     "patientId": "id",
 }
+
+
+def _record(row_id: int, data: str | bytes) -> dict[str, Any]:
+    """A stored patient row as its record; only its id when the data is not a JSON object."""
+    try:
+        record = json.loads(data)
+    except (ValueError, TypeError, RecursionError):
+        record = None
+    if not isinstance(record, dict):
+        log.warning("Patient %s: its stored data is not a JSON object; listed with its id only.", row_id)
+        return {"id": row_id}
+    record["id"] = row_id
+    return record
 
 
 class DuplicateExternalIdentifier(Exception):
@@ -95,7 +124,7 @@ class DuplicateExternalIdentifier(Exception):
 
 @dataclass
 class PatientQuery:
-    """The List Patients filters, already parsed (see impilo-api.md §2.4)."""
+    """The List Patients filters, already parsed (docs/api-decisions.md#list-patients)."""
 
     ids: Sequence[int] = ()
     site_ids: Sequence[int] = ()
@@ -122,34 +151,32 @@ class PatientQuery:
         if self.ids:
             any_of("id", self.ids)
         if self.site_ids:
-            any_of("json_extract(data, '$.site.id')", self.site_ids)
+            any_of(_field("$.site.id"), self.site_ids)
         if self.external_identifiers:
             any_of("external_identifier", self.external_identifiers)
         if self.email is not None:
-            clauses.append("lower(json_extract(data, '$.email')) = lower(?)")
+            clauses.append(f"lower({_field('$.email')}) = lower(?)")
             args.append(self.email)
         if self.name:
             # Case-insensitive substring of "first last" (the docs leave matching open).
-            clauses.append(
-                "lower(json_extract(data, '$.firstName') || ' ' || json_extract(data, '$.lastName')) LIKE ? ESCAPE '\\'"
-            )
+            clauses.append(f"lower({_field('$.firstName')} || ' ' || {_field('$.lastName')}) LIKE ? ESCAPE '\\'")
             escaped = self.name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             args.append(f"%{escaped}%")
         for flag, value in (("archived", self.archived), ("enrolled", self.enrolled)):
             if value is not None:
-                clauses.append(f"coalesce(json_extract(data, '$.{flag}'), 0) = ?")
+                clauses.append(f"coalesce({_field(f'$.{flag}')}, 0) = ?")
                 args.append(int(value))
         if self.date_of_birth_min:
-            clauses.append("json_extract(data, '$.dateOfBirth') >= ?")
+            clauses.append(f"{_field('$.dateOfBirth')} >= ?")
             args.append(self.date_of_birth_min)
         if self.date_of_birth_max:
-            clauses.append("json_extract(data, '$.dateOfBirth') <= ?")
+            clauses.append(f"{_field('$.dateOfBirth')} <= ?")
             args.append(self.date_of_birth_max)
         if self.postal_code is not None:
-            clauses.append("json_extract(data, '$.address.zipCode') = ?")
+            clauses.append(f"{_field('$.address.zipCode')} = ?")
             args.append(self.postal_code)
         if self.country is not None:
-            clauses.append("lower(json_extract(data, '$.address.country')) = lower(?)")
+            clauses.append(f"lower({_field('$.address.country')}) = lower(?)")
             args.append(self.country)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
@@ -161,7 +188,7 @@ class PatientQuery:
 
 @dataclass
 class DeliveryQuery:
-    """The webhook-logs filters (impilo-api.md §3.6); timestamps as ISO strings."""
+    """The webhook-logs filters (docs/api-decisions.md#delivery-log); timestamps as ISO strings."""
 
     webhook_type: str | None = None
     retry_attempts_min: int | None = None
@@ -195,6 +222,8 @@ class SandboxStore:
         self.path = path
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Text that is not UTF-8 reads with U+FFFD instead of failing the query (module docstring).
+        self._db.text_factory = functools.partial(str, encoding="utf-8", errors="replace")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -230,8 +259,8 @@ class SandboxStore:
 
     def get_patient(self, patient_id: int) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute("SELECT data FROM patients WHERE id = ?", (patient_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+            row = self._db.execute("SELECT id, data FROM patients WHERE id = ?", (patient_id,)).fetchone()
+        return _record(*row) if row else None
 
     def replace_patient(self, patient_id: int, data: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
         """Replace a patient's record; return (record, changed) or None when it does not exist."""
@@ -253,9 +282,9 @@ class SandboxStore:
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM patients{where}", args).fetchone()[0]
             rows = self._db.execute(
-                f"SELECT data FROM patients{where}{query.order_by()} LIMIT ? OFFSET ?", [*args, size, (page - 1) * size]
+                f"SELECT id, data FROM patients{where}{query.order_by()} LIMIT ? OFFSET ?", [*args, size, (page - 1) * size]
             ).fetchall()
-        return [json.loads(row[0]) for row in rows], total
+        return [_record(*row) for row in rows], total
 
     def _check_unique(self, external_identifier: str | None, own_id: int | None) -> None:
         if external_identifier is None:

@@ -21,11 +21,13 @@ FULL = os.environ.get("IMPILO_RELIABILITY") == "full"
 #: Sizes per mode: (short, full).
 SIZES = {
     "fuzz_examples_per_operation": (6, 45),
+    "sandbox_raw_fuzz_examples": (4, 40),
     "receiver_fuzz_examples": (100, 500),
     "burst_events": (1000, 5000),
     "bulk_rows": (400, 2000),
     "load_rate": (500, 500),
     "load_seconds": (8, 60),
+    "hostile_server_cases": (150, 1500),
 }
 
 
