@@ -21,6 +21,7 @@ from .errors import (
     FieldError,
     ImpiloError,
     InternalServerError,
+    InvalidDeliveryError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -29,7 +30,7 @@ from .errors import (
     UnprocessableEntityError,
     ValidationError,
 )
-from .eventlog import EventLog, InvalidDelivery
+from .eventlog import EventLog
 from .ids import external_id, external_ids, id_hazards, id_hazards_frame
 from .models import (
     WEBHOOK_TYPES,
@@ -53,7 +54,7 @@ __all__ = [
     "APITimeoutError",
     "Address",
     "EventLog",
-    "InvalidDelivery",
+    "InvalidDeliveryError",
     "AuthenticationError",
     "BadRequestError",
     "Change",

@@ -4,6 +4,7 @@
     ├── ConfigurationError            a required setting (base URL, API key) is missing or unusable
     ├── ValidationError               input refused locally, before any request was sent
     ├── ReportError                   a notebook report could not be built (a cell failed, the page would load from the network)
+    ├── InvalidDeliveryError          a webhook body the event log refuses; carries the HTTP status to answer (400/413/422)
     └── APIError                      a request to Impilo (or the sandbox) did not succeed
         ├── APIConnectionError        no complete HTTP answer: refused, reset, cut off, DNS, TLS
         │   └── APITimeoutError       the server did not answer within the timeout
@@ -52,6 +53,7 @@ __all__ = [
     "ConflictError",
     "FieldError",
     "ImpiloError",
+    "InvalidDeliveryError",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -149,6 +151,15 @@ class ValidationError(ImpiloError, ValueError):
 
 class ReportError(ImpiloError):
     """A report could not be built; the message says which notebook, why, and what to do."""
+
+
+class InvalidDeliveryError(ImpiloError, ValueError):
+    """A delivery body the log cannot accept; ``status`` is the HTTP answer to give (400/422)."""
+
+    def __init__(self, status: int, reason: str):
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
 
 
 class APIError(ImpiloError):

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from ._constants import DEFAULT_HOST, WEBHOOK_SECRET_HEADER
 from .errors import ConfigurationError, redact, register_secret
-from .eventlog import SECRET_HEADERS, EventLog, InvalidDelivery
+from .eventlog import SECRET_HEADERS, EventLog, InvalidDeliveryError
 from .models import HEADER_SAFE_RULE, header_safe
 from .serving import BackgroundServer
 
@@ -100,7 +100,7 @@ def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAUL
                 return await refuse(413, f"body is over the {max_body}-byte limit", remote)
         try:
             count = await run_in_threadpool(log.record_body, bytes(body), headers=dict(request.headers), remote_addr=remote)
-        except InvalidDelivery as exc:
+        except InvalidDeliveryError as exc:
             return await refuse(exc.status, exc.reason, remote)
         return JSONResponse({"received": True, "deliveryCount": count})
 
@@ -118,7 +118,7 @@ def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAUL
 def _guarded(endpoint: _Endpoint, secret: str | None) -> _Endpoint:
     """``endpoint``, answering any exception it lets through without a traceback or request data.
 
-    Bad input never gets here (the log refuses it with ``InvalidDelivery``, a 4xx). A storage
+    Bad input never gets here (the log refuses it with ``InvalidDeliveryError``, a 4xx). A storage
     failure is 503 so the platform retries later; anything else is a fault of ours, 500. Both
     are logged with the secret and credential headers masked.
     """

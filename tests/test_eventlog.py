@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 import pytest
 
-from impilo_nb import ConfigurationError, EventLog, InvalidDelivery
+from impilo_nb import ConfigurationError, EventLog, InvalidDeliveryError
 from impilo_nb.eventlog import MAX_DEPTH, NormalisedEvent, normalise_delivery
 
 
@@ -66,7 +66,7 @@ def test_the_guides_envelope_is_normalised_and_deduplicated_by_body(log):
     ],
 )
 def test_bodies_that_are_not_deliveries_are_refused(log, raw, status):
-    with pytest.raises(InvalidDelivery) as caught:
+    with pytest.raises(InvalidDeliveryError) as caught:
         log.record_body(raw)
     assert caught.value.status == status and len(log) == 0
 
@@ -166,7 +166,7 @@ def nested(levels: int, inner: bytes = b"1") -> bytes:
     ids=["5000 lists", "5000 unclosed", "3000 objects in payload", "one past the limit", "UTF-16"],
 )
 def test_nesting_past_the_limit_is_refused_with_400(log, raw):
-    with pytest.raises(InvalidDelivery) as caught:
+    with pytest.raises(InvalidDeliveryError) as caught:
         log.record_body(raw)
     assert caught.value.status == 400 and f"more than {MAX_DEPTH} levels deep" in caught.value.reason
     assert len(log) == 0
@@ -180,7 +180,7 @@ def test_nesting_up_to_the_limit_and_brackets_in_strings_are_accepted(log):
 
 
 def test_brackets_only_inside_strings_do_not_count_as_nesting(log):
-    with pytest.raises(InvalidDelivery, match="Expected a JSON object"):
+    with pytest.raises(InvalidDeliveryError, match="Expected a JSON object"):
         log.record_body(json.dumps("[{" * 5000).encode())
 
 
@@ -188,7 +188,7 @@ def test_deep_data_given_to_normalise_delivery_is_refused_not_a_recursion_error(
     data: dict = {}
     for _ in range(5000):
         data = {"a": data}
-    with pytest.raises(InvalidDelivery) as caught:
+    with pytest.raises(InvalidDeliveryError) as caught:
         normalise_delivery({"id": 1, "type": "x.y", "payload": data}, b"{}")
     assert caught.value.status == 400 and "payload.a.a" in caught.value.reason
 
@@ -206,7 +206,7 @@ def test_deep_data_given_to_normalise_delivery_is_refused_not_a_recursion_error(
     ids=["type", "id", "payload key", "payload list item", "guide data", "raw UTF-8 bytes"],
 )
 def test_a_lone_surrogate_anywhere_is_refused_naming_where(log, raw, where):
-    with pytest.raises(InvalidDelivery) as caught:
+    with pytest.raises(InvalidDeliveryError) as caught:
         log.record_body(raw)
     assert caught.value.status == 400 and f"lone surrogate (invalid Unicode) {where}" in caught.value.reason
     assert len(log) == 0
@@ -258,21 +258,21 @@ def test_decimal_text_with_any_number_of_leading_zeros_reads_as_its_integer(log)
     [({"id": 10**5000, "type": "x.y"}, "at id"), ({"type": "x.y", "payload": {"n": [-(10**5000)]}}, "at payload.n[0]")],
 )
 def test_integers_too_long_to_convert_in_given_data_are_refused_naming_where(data, where):
-    with pytest.raises(InvalidDelivery, match=f"more than 4300 digits {re.escape(where)}"):
+    with pytest.raises(InvalidDeliveryError, match=f"more than 4300 digits {re.escape(where)}"):
         normalise_delivery(data, b"{}")
 
 
 def test_an_integer_too_long_to_convert_is_refused_naming_its_length(log):
-    with pytest.raises(InvalidDelivery) as caught:
+    with pytest.raises(InvalidDeliveryError) as caught:
         log.record_body(b'{"id": 1, "type": "x.y", "payload": {"n": ' + b"9" * 5000 + b"}}")
     assert caught.value.status == 400 and "integer of 5000 digits" in caught.value.reason
 
 
 def test_a_hand_built_event_is_checked_before_it_reaches_sqlite(log):
-    with pytest.raises(InvalidDelivery) as caught:
+    with pytest.raises(InvalidDeliveryError) as caught:
         NormalisedEvent(2**70, "x.y", {}, None, "impilo")
     assert caught.value.status == 422 and "64 bits" in str(caught.value)
-    with pytest.raises(InvalidDelivery):
+    with pytest.raises(InvalidDeliveryError):
         NormalisedEvent(1, "\ud800", {}, None, "impilo")
     assert len(log) == 0
 

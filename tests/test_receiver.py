@@ -172,12 +172,12 @@ def test_ids_beyond_64_bits_are_stored_not_a_server_error(receiver, log, big):
 def test_a_storage_failure_is_503_so_the_sender_retries(receiver, log):
     assert post(receiver, event(1)).status_code == 200
     # A real SQLITE_FULL: the file may not grow past its current pages, as on a full disk.
-    (pages,) = log._db.execute("PRAGMA page_count").fetchone()
-    log._db.execute(f"PRAGMA max_page_count = {pages}")
+    (pages,) = log._store._db.execute("PRAGMA page_count").fetchone()
+    log._store._db.execute(f"PRAGMA max_page_count = {pages}")
     response = post(receiver, {"id": 2, "type": "x.y", "payload": {"note": "x" * 100_000}})
     assert response.status_code == 503 and response.headers["Retry-After"].isdigit()
     assert "retry later" in response.json()["error"] and "Traceback" not in response.text
-    log._db.execute("PRAGMA max_page_count = 1073741823")  # space again: the retry lands
+    log._store._db.execute("PRAGMA max_page_count = 1073741823")  # space again: the retry lands
     assert post(receiver, {"id": 2, "type": "x.y", "payload": {"note": "x" * 100_000}}).status_code == 200
     assert len(log) == 2
 

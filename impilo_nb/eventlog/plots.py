@@ -1,0 +1,35 @@
+"""The event log's timeline as a stacked bar chart (matplotlib, imported only when drawn)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["plot_timeline"]
+
+
+def plot_timeline(counts: pd.DataFrame, *, label: str, ax: Any = None) -> Any:
+    """Bars of events per time bucket (rows of ``counts``) stacked by type (its columns);
+    ``label`` names the bucket size on the x axis. Returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    if counts.empty:
+        ax.text(0.5, 0.5, "no events yet", ha="center", va="center", transform=ax.transAxes)
+    else:
+        counts = counts.copy()
+        counts.index = counts.index.strftime("%H:%M:%S" if _sub_minute(counts.index) else "%H:%M")
+        counts.plot.bar(stacked=True, ax=ax, rot=0, width=0.8)
+        ax.legend(title=None, fontsize="small")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(f"received (UTC, per {label})")
+    ax.set_ylabel("events")
+    ax.set_title("Webhook events")
+    return ax
+
+
+def _sub_minute(index: pd.DatetimeIndex) -> bool:
+    return bool((index.second != 0).any())
