@@ -33,9 +33,10 @@ import pandas as pd
 
 from . import transport
 from ._constants import DEFAULT_POOL_SIZE
-from .client import ImpiloClient, read_record
+from .client import ImpiloClient
 from .errors import APIError, APIStatusError, ConflictError, FieldError, ValidationError
 from .models import Patient, patient_changes, prune_empty_objects, set_path
+from .responses import read_record
 
 __all__ = ["RESULT_COLUMNS", "STATUSES", "summary", "upsert_patients"]
 

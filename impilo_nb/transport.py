@@ -27,10 +27,18 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader, MaxRetryError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
 from urllib3.util.retry import Retry
 
 from . import _constants as c
+from .errors import APIConnectionError, APITimeoutError
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -38,7 +46,9 @@ __all__ = [
     "RETRY_STATUSES_POST",
     "RetryPolicy",
     "attempts",
+    "connection_error",
     "is_loopback_host",
+    "maybe_written",
     "never_reached_server",
     "new_session",
     "origin",
@@ -170,3 +180,52 @@ def never_reached_server(exc: BaseException) -> bool:
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         return isinstance(reason, NewConnectionError)
     return False
+
+
+def connection_error(exc: requests.exceptions.RequestException, method: str, url: str, timeout: float) -> APIConnectionError:
+    """Name a low-level failure for what it tells the user (was the server reached at all?)."""
+    root = _root_cause(exc)
+    detail = f"{type(root).__name__}: {str(root).split(': ', 1)[-1][:120]}" if str(root) else type(root).__name__
+    if never_reached_server(exc):
+        message = (
+            f"Could not reach {url} (connection refused or host unreachable). Is the server running and the base URL "
+            "right? For the embedded sandbox, use impilo_nb.connect() or `make lab`."
+        )
+    elif isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(root, ConnectTimeoutError):
+        message = f"{method} {url}: could not connect within {timeout:g}s. Is the host right and reachable?"
+        return APITimeoutError(message, method=method, url=url)
+    elif isinstance(exc, requests.exceptions.Timeout) or isinstance(root, (ReadTimeoutError, TimeoutError)):
+        message = (
+            f"{method} {url} got no answer within {timeout:g}s. The server may be overloaded; retry later or raise timeout=."
+        )
+        return APITimeoutError(message + maybe_written(method), method=method, url=url)
+    elif isinstance(exc, requests.exceptions.SSLError) or isinstance(root, SSLError):
+        message = f"{method} {url}: the TLS (https) handshake failed ({detail}). Check the base URL and certificates."
+    elif isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        message = f"{method} {url}: the server answered, but the connection broke while the body was read ({detail})."
+        message += maybe_written(method)
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        message = f"{method} {url}: the connection was lost before a complete answer came ({detail})."
+        message += maybe_written(method)
+    else:
+        message = f"{method} {url} could not be sent ({detail})."
+    return APIConnectionError(message, method=method, url=url)
+
+
+def maybe_written(method: str) -> str:
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return ""
+    return " The server may have received it: the change may or may not have happened; read the record back before retrying."
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error behind requests' and urllib3's wrappers (MaxRetryError's reason...)."""
+    seen = {id(exc)}
+    while True:
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner

@@ -253,13 +253,13 @@ HOOK = "http://127.0.0.1:9/hook"
 
 def test_webhook_resource_round_trip(client):
     hook = client.webhooks.create(type="patient.updated", url=HOOK)
-    assert client.webhooks.list() == [hook] and client.webhooks.get(hook.id) == hook
+    assert list(client.webhooks.list()) == [hook] and client.webhooks.get(hook.id) == hook
     moved = client.webhooks.update_url(hook.id, HOOK + "2")
     assert moved.url == HOOK + "2" and moved.type == "patient.updated"
     with pytest.raises(nb.BadRequestError):
         client.webhooks.update_url(hook.id, HOOK + "2")
     client.webhooks.delete(hook.id)
-    assert client.webhooks.list() == []
+    assert list(client.webhooks.list()) == []
 
 
 def test_webhook_is_validated_before_sending(client, sandbox):

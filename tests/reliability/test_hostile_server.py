@@ -61,7 +61,7 @@ def call(client: nb.ImpiloClient, operation: str):
         "patch": lambda: patients.patch(7, {"email": "a@example.org"}),
         "list": lambda: list(patients.list()),
         "find": lambda: patients.find_by_external_id("crm-1"),
-        "hooks": lambda: client.webhooks.list(),
+        "hooks": lambda: list(client.webhooks.list()),
         "secret": lambda: client.webhook_secret.create(SECRET),
         "logs": lambda: client.webhooks.logs(),
     }[operation]()
