@@ -11,30 +11,26 @@ import copy
 import re
 from typing import Any
 
-#: Column (or field) names whose values are personal data; matched on the last dotted part,
-#: so ``payload.firstName`` and ``address.lineOne`` are covered too.
-PERSONAL_FIELDS = frozenset(
-    {
-        "firstName",
-        "lastName",
-        "first_name",
-        "last_name",
-        "name",
-        "full_name",
-        "email",
-        "phone",
-        "phoneNumber",
-        "phone_number",
-        "dateOfBirth",
-        "date_of_birth",
-        "lineOne",
-        "lineTwo",
-        "lineThree",
-        "line_one",
-        "line_two",
-        "line_three",
+
+def _personal_fields() -> dict[str, str]:
+    """Python name -> wire name of every model field marked ``Facts(personal=True)``."""
+    from .fields import facts
+    from .models import Address, Patient, Site
+
+    return {
+        name: info.alias or name
+        for model in (Patient, Address, Site)
+        for name, info in model.model_fields.items()
+        if facts(model, name).personal
     }
-)
+
+
+_PERSONAL = _personal_fields()
+
+#: Column (or field) names whose values are personal data, in both spellings, plus the name
+#: filter, ``Patient.full_name`` and the everyday "phone"; matched on the last dotted part, so
+#: ``payload.firstName`` and ``address.lineOne`` are covered too.
+PERSONAL_FIELDS = frozenset({*_PERSONAL, *_PERSONAL.values(), "name", "full_name", "phone"})
 
 #: What a masked value is replaced with.
 MASK = "•••"
@@ -42,8 +38,9 @@ MASK = "•••"
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
 # Phone-like: an optional +, then digits with the usual separators, at least 7 digits in all.
 _PHONE = re.compile(r"(?<![\w.])\+?\(?\d[\d ()./-]{5,}\d(?![\w.])")
+# A model's repr: first_name='Ana', date_of_birth=datetime.date(...).
 _PYTHON_PERSONAL = re.compile(
-    r"\b(first_name|last_name|email|phone_number|date_of_birth|line_one|line_two|line_three)="
+    rf"\b({'|'.join(sorted(_PERSONAL))})="
     r"('(?:[^'\\]|\\.)*'|datetime\.date\([^)]*\))"
 )
 # "email: Not an email address: 'x@'." - validation messages quote the bad value, which may be
