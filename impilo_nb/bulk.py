@@ -9,10 +9,16 @@ Other columns are carried into the results untouched; a column named like one of
 ``RESULT_COLUMNS`` (a CRM export's own ``status``) is refused before anything is sent, since
 the results would overwrite it. Rows are taken by position, so any index works.
 
-Per row: validate; find the existing patient by the key (``externalIdentifier`` by default);
-create it, or update it with a PUT when something changed, or leave it alone. Fields that
-have a column are set from the row (an empty cell clears the field); fields without a column
-keep their current value, so importing a file of names never wipes anyone's address.
+An import is a plan, then its execution:
+
+- ``plan_upserts`` validates each row, finds the existing patient by the key
+  (``externalIdentifier`` by default) and decides the row's ``Action``: create, update, or a
+  final status (unchanged, invalid, failed). It sends lookups only, never a write.
+- ``execute_plan`` sends the planned writes and turns every action into an ``Outcome``.
+
+A dry run is the plan alone. Fields that have a column are set from the row (an empty cell
+clears the field); fields without a column keep their current value, so importing a file of
+names never wipes anyone's address.
 
 Round trips are what make an import slow, so existing patients are looked up in batches
 (``LOOKUP_BATCH`` external identifiers per request), unchanged rows cost no request at all,
@@ -23,10 +29,12 @@ its Retry-After (``ImpiloClient`` does that), and no row's failure stops the oth
 
 from __future__ import annotations
 
-import math
+import copy
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -40,77 +48,66 @@ from .responses import read_record
 
 __all__ = ["RESULT_COLUMNS", "STATUSES", "summary", "upsert_patients"]
 
+
+class RowStatus(StrEnum):
+    """A row's ``status`` in the results: what happened to it, or in a dry run what would."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    INVALID = "invalid"
+    FAILED = "failed"
+    WOULD_CREATE = "would create"
+    WOULD_UPDATE = "would update"
+
+
+_FINAL_WITHOUT_WRITE = (RowStatus.UNCHANGED, RowStatus.INVALID, RowStatus.FAILED)
+
 #: Row outcomes. In a dry run, "would create" and "would update" replace the first two.
-STATUSES = ("created", "updated", "unchanged", "invalid", "failed")
+STATUSES = tuple(status.value for status in (RowStatus.CREATED, RowStatus.UPDATED, *_FINAL_WITHOUT_WRITE))
+
+_DRY_RUN_STATUSES = tuple(status.value for status in (RowStatus.WOULD_CREATE, RowStatus.WOULD_UPDATE, *_FINAL_WITHOUT_WRITE))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one row: its values in the result columns (each field's dtype beside it)."""
+
+    status: RowStatus = field(metadata={"dtype": "string"})
+    patient_id: int | None = field(default=None, metadata={"dtype": "Int64"})
+    error: str | None = field(default=None, metadata={"dtype": "string"})
+    http_status: int | None = field(default=None, metadata={"dtype": "Int64"})
+    attempts: int = field(default=0, metadata={"dtype": "Int64"})  # tries of the write; 0 when none was sent
+    latency_ms: float | None = field(default=None, metadata={"dtype": "Float64"})
+
 
 #: Columns added to the input rows (an input column may not have one of these names).
-RESULT_COLUMNS = ["status", "patient_id", "error", "http_status", "attempts", "latency_ms"]
+RESULT_COLUMNS = [column.name for column in fields(Outcome)]
 
-_RESULT_DTYPES = dict(zip(RESULT_COLUMNS, ("string", "Int64", "string", "Int64", "Int64", "Float64"), strict=True))
+
+@dataclass(frozen=True)
+class Action:
+    """The plan for one row: its outcome if nothing is sent, and for a write, what to send.
+
+    ``planned.status`` is "would create" or "would update" for a write: ``patient`` is the
+    record to send and ``current`` the stored patient an update replaces. Any other status
+    (unchanged, invalid, failed) is already the row's final outcome.
+    """
+
+    planned: Outcome
+    patient: Patient | None = None
+    current: Patient | None = None
+
+    @property
+    def is_write(self) -> bool:
+        return self.planned.status in (RowStatus.WOULD_CREATE, RowStatus.WOULD_UPDATE)
+
 
 #: External identifiers per lookup request: keeps the URL well under common 8 KB limits.
 LOOKUP_BATCH = 100
 
 #: Keys a row can be matched on.
 KEYS = ("externalIdentifier", "id")
-
-
-@dataclass
-class _Outcome:
-    status: str
-    patient_id: int | None = None
-    error: str | None = None
-    http_status: int | None = None
-    attempts: int = 0
-    latency_ms: float | None = None
-
-
-def _wire_path(column: str, known: set[str]) -> str | None:
-    """The wire path a column names (either spelling), or None when it is not a patient field."""
-    if column in known:
-        return column
-    from pydantic.alias_generators import to_camel
-
-    camel = ".".join(to_camel(part) for part in str(column).split("."))
-    return camel if camel in known else None
-
-
-def _known_paths() -> set[str]:
-    from .frames import PATIENT_COLUMNS
-
-    return set(PATIENT_COLUMNS)
-
-
-def _cell(value: Any) -> Any:
-    """A DataFrame cell as a plain value: NaN/NA/NaT/blank text -> None."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, str) and not value.strip():
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
-        return value.item()
-    return value
-
-
-def _row_record(row: dict[str, Any], columns: dict[str, str], base: dict[str, Any] | None) -> dict[str, Any]:
-    """The record a row describes, laid over ``base`` (the stored patient) when there is one."""
-    record = _deep_copy(base) if base else {}
-    for column, path in columns.items():
-        set_path(record, path, _cell(row[column]))
-    prune_empty_objects(record)
-    return record
-
-
-def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, (ValidationError, APIStatusError)) and exc.field_errors:
-        return "; ".join(str(fe) for fe in exc.field_errors)
-    return getattr(exc, "message", None) or str(exc)
 
 
 def upsert_patients(
@@ -133,47 +130,120 @@ def upsert_patients(
         workers: parallel write requests, 1 to 32.
         key: match rows to stored patients on ``externalIdentifier`` (default) or ``id``.
         progress: show a progress bar (a widget in notebooks, text in terminals).
-        dry_run: validate and look up, but write nothing; statuses say what would happen.
+        dry_run: plan only (validate and look up) and write nothing; statuses say what would
+            happen ("would create", "would update").
 
     Returns:
         The input rows (same index labels, order and columns) plus ``status`` (created,
         updated, unchanged, invalid, failed), ``patient_id``, ``error``, ``http_status``,
         ``attempts`` (tries of the write; 0 when nothing was written) and ``latency_ms``.
+        ``attrs["dry_run"]`` says whether it was a dry run, which ``summary`` reads.
 
     Raises:
         ValidationError: a bad argument or column, before any request is sent.
     """
-    _check_arguments(frame, workers, key)
-    columns, key_column = _patient_columns(frame, key)
-    rows = frame.to_dict("records")  # by position: index labels may repeat
-    outcomes, keys = _match_keys(rows, frame.index.tolist(), key_column, key)
-    bar = _progress_bar(len(rows), progress, dry_run)
-    bar.update(len(outcomes))
+    _check_workers(workers)
+    actions = plan_upserts(client, frame, key=key)
+    bar = _progress_bar(len(actions), progress, dry_run)
     try:
-        existing, lookup_error = _lookup(client, key, list(keys.values()))
-        if lookup_error is not None:
-            outcomes.update(dict.fromkeys(keys, _lookup_failed(lookup_error)))
-            bar.update(len(keys))
+        if dry_run:
+            outcomes = [action.planned for action in actions]
+            bar.update(len(actions))
         else:
-            plans = {}
-            for position, value in keys.items():
-                plan = _plan(rows[position], columns, existing.get(value), key, value)
-                if isinstance(plan, _Outcome):
-                    outcomes[position] = plan
-                    bar.update(1)
-                else:
-                    plans[position] = plan
-            outcomes.update(_carry_out(client, plans, workers, dry_run, bar))
+            outcomes = execute_plan(client, actions, workers=workers, on_done=bar.update)
     finally:
         bar.close()
-    return _results(frame, outcomes)
+    return _results(frame, outcomes, dry_run=dry_run)
 
 
-def _check_arguments(frame: Any, workers: Any, key: Any) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise _refused("frame", f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+def plan_upserts(client: ImpiloClient, frame: pd.DataFrame, *, key: str = "externalIdentifier") -> list[Action]:
+    """Decide what to do with each row, sending lookups only: the first half of an import.
+
+    Reads each row's key, looks the stored patients up ``LOOKUP_BATCH`` keys per request,
+    and lays each row over its stored patient to see whether it is new, changed, unchanged or
+    invalid. Nothing is written, so a dry run is exactly this.
+
+    Returns:
+        One ``Action`` per row of ``frame``, in row order.
+
+    Raises:
+        ValidationError: a bad ``key`` or column, before any request is sent.
+    """
+    _check_frame(frame, key)
+    columns, key_column = _patient_columns(frame, key)
+    rows = frame.to_dict("records")  # by position: index labels may repeat
+    actions, keys = _match_keys(rows, frame.index.tolist(), key_column, key)
+    try:
+        existing = _lookup(client, key, list(keys.values()))
+    except APIError as exc:
+        actions.update(dict.fromkeys(keys, Action(_lookup_failed(exc))))
+    else:
+        for position, value in keys.items():
+            actions[position] = _plan_row(rows[position], columns, existing.get(value), key, value)
+    return [actions[position] for position in range(len(rows))]
+
+
+def execute_plan(
+    client: ImpiloClient,
+    actions: list[Action],
+    *,
+    workers: int = 8,
+    on_done: Callable[[int], object] | None = None,
+) -> list[Outcome]:
+    """Send a plan's writes on ``workers`` threads: the second half of an import.
+
+    An action with nothing to send keeps its planned outcome. A write that fails becomes a
+    "failed" outcome rather than an exception, so no row's failure stops the others.
+
+    Args:
+        on_done: called with a count of rows each time that many are settled (e.g. a
+            progress bar's ``update``).
+
+    Returns:
+        One ``Outcome`` per action, in the same order.
+    """
+    _check_workers(workers)
+    settled = on_done or (lambda count: None)
+    outcomes = [action.planned for action in actions]
+    writes = {position: action for position, action in enumerate(actions) if action.is_write}
+    settled(len(actions) - len(writes))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="impilo-bulk") as pool:
+        futures = {pool.submit(_write, client, action): position for position, action in writes.items()}
+        for future in as_completed(futures):
+            outcomes[futures[future]] = future.result()
+            settled(1)
+    return outcomes
+
+
+def summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows per status, every status listed (zeros included), with its share of the total.
+
+    A dry run's results (``results.attrs["dry_run"]``, set by ``upsert_patients``) are listed
+    as "would create" and "would update", and the table carries the same flag in its ``attrs``.
+    A status outside the list (results edited by hand, or a dry run read back from a CSV,
+    which loses ``attrs``) is added at the end rather than left out of the count.
+    """
+    dry_run = bool(results.attrs.get("dry_run", False))
+    counts = results["status"].value_counts()
+    order = list(_DRY_RUN_STATUSES if dry_run else STATUSES)
+    order += [status for status in counts.index if status not in order]
+    counts = counts.reindex(order, fill_value=0)
+    table = pd.DataFrame({"rows": counts, "share": (counts / max(len(results), 1)).round(3)})
+    table.attrs["dry_run"] = dry_run
+    return table
+
+
+# --- Checking the arguments -------------------------------------------------------------
+
+
+def _check_workers(workers: Any) -> None:
     if not isinstance(workers, int) or not 1 <= workers <= DEFAULT_POOL_SIZE:
         raise _refused("workers", f"Must be a whole number from 1 to {DEFAULT_POOL_SIZE}.")
+
+
+def _check_frame(frame: Any, key: Any) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise _refused("frame", f"Expected a pandas DataFrame, got {type(frame).__name__}.")
     if key not in KEYS:
         raise _refused("key", f"Must be one of {', '.join(KEYS)}, got {key!r}.")
     if problems := _column_problems(frame.columns):
@@ -203,6 +273,13 @@ def _column_problems(names: pd.Index) -> list[FieldError]:
     return problems
 
 
+def _refused(field_name: str, message: str) -> ValidationError:
+    return ValidationError("upsert_patients", [FieldError(field_name, message)])
+
+
+# --- Planning -----------------------------------------------------------------------------
+
+
 def _patient_columns(frame: pd.DataFrame, key: str) -> tuple[dict[str, str], Any]:
     """The columns that are patient fields (column -> wire path, ``id`` aside), and the key's column."""
     known = _known_paths()
@@ -213,125 +290,151 @@ def _patient_columns(frame: pd.DataFrame, key: str) -> tuple[dict[str, str], Any
     return columns, key_column
 
 
+def _known_paths() -> set[str]:
+    from .frames import PATIENT_COLUMNS
+
+    return set(PATIENT_COLUMNS)
+
+
+def _wire_path(column: str, known: set[str]) -> str | None:
+    """The wire path a column names (either spelling), or None when it is not a patient field."""
+    if column in known:
+        return column
+    from pydantic.alias_generators import to_camel
+
+    camel = ".".join(to_camel(part) for part in str(column).split("."))
+    return camel if camel in known else None
+
+
 def _match_keys(
     rows: list[dict[str, Any]], labels: list[Any], key_column: Any, key: str
-) -> tuple[dict[int, _Outcome], dict[int, Any]]:
-    """Each row's key value by position, or an "invalid" outcome (no key, a bad id, a repeat)."""
-    outcomes: dict[int, _Outcome] = {}
+) -> tuple[dict[int, Action], dict[int, Any]]:
+    """By position: the rows that are invalid for their key alone (none, a bad id, a repeat),
+    and every other row's key value."""
+    invalid: dict[int, Action] = {}
     keys: dict[int, Any] = {}
     seen: dict[Any, int] = {}
     for position, row in enumerate(rows):
         value = _cell(row[key_column])
+        error = None
         if value is None:
-            outcomes[position] = _Outcome("invalid", error=f"No {key}: it is needed to find this patient on later runs.")
-            continue
-        if key == "id":
+            error = f"No {key}: it is needed to find this patient on later runs."
+        elif key == "id":
             try:
                 value = int(value)
             except (TypeError, ValueError):
-                outcomes[position] = _Outcome("invalid", error=f"id must be a whole number, got {value!r}.")
-                continue
-        if value in seen:
+                error = f"id must be a whole number, got {value!r}."
+        if error is None and value in seen:
             # Position and label: a label alone may name several rows (pd.concat repeats them).
             first = seen[value]
-            outcomes[position] = _Outcome(
-                "invalid",
-                error=f"Same {key} as frame.iloc[{first}] (index label {labels[first]!r}); each patient once per import.",
-            )
+            error = f"Same {key} as frame.iloc[{first}] (index label {labels[first]!r}); each patient once per import."
+        if error is not None:
+            invalid[position] = Action(Outcome(RowStatus.INVALID, error=error))
             continue
         seen[value] = position
         keys[position] = value  # validated after the lookup, on the record as it would be stored
-    return outcomes, keys
+    return invalid, keys
 
 
-def _carry_out(client: ImpiloClient, plans: dict[int, tuple], workers: int, dry_run: bool, bar) -> dict[int, _Outcome]:
-    """The outcome of each planned create or update, by position: written on ``workers``
-    threads, or in a dry run only described."""
-    if dry_run:
-        bar.update(len(plans))
-        return {
-            position: _Outcome(f"would {action}", patient_id=current.id if current else None)
-            for position, (action, _patient, current) in plans.items()
-        }
-    done: dict[int, _Outcome] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="impilo-bulk") as pool:
-        futures = {pool.submit(_write, client, *plan): position for position, plan in plans.items()}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            bar.update(1)
-    return done
-
-
-def _refused(field: str, message: str) -> ValidationError:
-    return ValidationError("upsert_patients", [FieldError(field, message)])
-
-
-def _lookup(client: ImpiloClient, key: str, values: list[Any]) -> tuple[dict[Any, Patient], Exception | None]:
-    """Stored patients by key value, a batch of values per request."""
+def _lookup(client: ImpiloClient, key: str, values: list[Any]) -> dict[Any, Patient]:
+    """Stored patients by key value, a batch of values per request; raises the first ``APIError``."""
     found: dict[Any, Patient] = {}
     filter_name = "external_identifier" if key == "externalIdentifier" else "id"
-    try:
-        for start in range(0, len(values), LOOKUP_BATCH):
-            batch = values[start : start + LOOKUP_BATCH]
-            wanted = set(batch)
-            for patient in client.patients.list(size=len(batch), **{filter_name: batch}):
-                value = patient.external_identifier if key == "externalIdentifier" else patient.id
-                if value in wanted:  # trust, but check: a server that ignores the filter cannot mislead us
-                    found[value] = patient
-    except APIError as exc:
-        return found, exc
-    return found, None
+    for start in range(0, len(values), LOOKUP_BATCH):
+        batch = values[start : start + LOOKUP_BATCH]
+        wanted = set(batch)
+        for patient in client.patients.list(size=len(batch), **{filter_name: batch}):
+            value = patient.external_identifier if key == "externalIdentifier" else patient.id
+            if value in wanted:  # trust, but check: a server that ignores the filter cannot mislead us
+                found[value] = patient
+    return found
 
 
-def _lookup_failed(error: Exception) -> _Outcome:
-    return _Outcome("failed", error=f"Lookup failed: {_reason(error)}", http_status=getattr(error, "status_code", None))
+def _lookup_failed(error: APIError) -> Outcome:
+    return Outcome(RowStatus.FAILED, error=f"Lookup failed: {_reason(error)}", http_status=getattr(error, "status_code", None))
 
 
-def _plan(row: dict[str, Any], columns: dict[str, str], current: Patient | None, key: str, value: Any):
-    """("create"|"update", patient, current) or an _Outcome when no request is needed."""
+def _plan_row(row: dict[str, Any], columns: dict[str, str], current: Patient | None, key: str, value: Any) -> Action:
+    """A keyed row's action: create or update it, or a final status when there is nothing to send."""
     if current is None and key == "id":
-        return _Outcome("failed", error=f"No patient with id {value}.", http_status=404)
-    base = current.to_api() if current is not None else None
-    record = _row_record(row, columns, base)
+        return Action(Outcome(RowStatus.FAILED, error=f"No patient with id {value}.", http_status=404))
+    patient_id = current.id if current is not None else None
+    record = _row_record(row, columns, current.to_api() if current is not None else None)
     record.pop("id", None)
     try:
         patient = Patient.model_validate(record)
     except ValidationError as exc:
-        return _Outcome("invalid", error=_reason(exc), patient_id=current.id if current else None)
+        return Action(Outcome(RowStatus.INVALID, patient_id=patient_id, error=_reason(exc)))
     if current is None:
-        return ("create", patient, None)
+        return Action(Outcome(RowStatus.WOULD_CREATE), patient=patient)
     if not patient_changes(current, patient):
-        return _Outcome("unchanged", patient_id=current.id)
-    return ("update", patient, current)
+        return Action(Outcome(RowStatus.UNCHANGED, patient_id=patient_id))
+    return Action(Outcome(RowStatus.WOULD_UPDATE, patient_id=patient_id), patient=patient, current=current)
 
 
-def _write(client: ImpiloClient, action: str, patient: Patient, current: Patient | None) -> _Outcome:
+def _row_record(row: dict[str, Any], columns: dict[str, str], base: dict[str, Any] | None) -> dict[str, Any]:
+    """The record a row describes, laid over ``base`` (the stored patient) when there is one."""
+    record = copy.deepcopy(base) if base else {}
+    for column, path in columns.items():
+        set_path(record, path, _cell(row[column]))
+    prune_empty_objects(record)
+    return record
+
+
+def _cell(value: Any) -> Any:
+    """A DataFrame cell as a plain value: NaN/NA/NaT/None and blank text -> None, numpy scalars -> Python's."""
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if not pd.api.types.is_scalar(value):
+        return value  # a list or an array: pd.isna would answer element by element
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, (ValidationError, APIStatusError)) and exc.field_errors:
+        return "; ".join(str(fe) for fe in exc.field_errors)
+    return getattr(exc, "message", None) or str(exc)
+
+
+# --- Executing ----------------------------------------------------------------------------
+
+
+def _write(client: ImpiloClient, action: Action) -> Outcome:
+    """Send one planned write; any ``APIError`` becomes a "failed" outcome.
+
+    A create answered 409 means the patient appeared after the lookup (another import, or an
+    interrupted earlier run): it is updated instead, or left alone when it already matches.
+    """
     started = time.perf_counter()
+    patient, current = action.patient, action.current
     try:
-        if action == "create":
+        if action.planned.status is RowStatus.WOULD_CREATE:
             try:
-                response = client.patients.send_create(patient)
+                return _written(client.patients.send_create(patient), RowStatus.CREATED, started)
             except ConflictError:
-                # Someone (or an interrupted earlier run) created it since the lookup: update it instead.
-                existing = client.patients.find_by_external_id(patient.external_identifier)
-                if existing is None:
+                current = client.patients.find_by_external_id(patient.external_identifier)
+                if current is None:
                     raise
-                if not patient_changes(existing, patient):
-                    return _Outcome("unchanged", patient_id=existing.id, latency_ms=_ms(started))
-                action, current = "update", existing
-        if action == "update":
-            response = client.patients.send_update(current.id, patient)
-        stored = read_record(Patient, response, written=f"the patient may have been {action}d")
+                if not patient_changes(current, patient):
+                    return Outcome(RowStatus.UNCHANGED, patient_id=current.id, latency_ms=_ms(started))
+        return _written(client.patients.send_update(current.id, patient), RowStatus.UPDATED, started)
     except APIError as exc:
-        return _Outcome(
-            "failed",
+        return Outcome(
+            RowStatus.FAILED,
             error=_reason(exc),
             http_status=getattr(exc, "status_code", None),
             attempts=exc.attempts or 1,
             latency_ms=_ms(started),
         )
-    return _Outcome(
-        "created" if action == "create" else "updated",
+
+
+def _written(response: Any, status: RowStatus, started: float) -> Outcome:
+    """The outcome of a write the server answered with success, read from that answer."""
+    stored = read_record(Patient, response, written=f"the patient may have been {status.value}")
+    return Outcome(
+        status,
         patient_id=stored.id,
         http_status=response.status_code,
         attempts=transport.attempts(response),
@@ -343,6 +446,9 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
+# --- Results ------------------------------------------------------------------------------
+
+
 def _progress_bar(total: int, enabled: bool, dry_run: bool):
     from tqdm.auto import tqdm
 
@@ -350,19 +456,13 @@ def _progress_bar(total: int, enabled: bool, dry_run: bool):
     return tqdm(total=total, desc="checking" if dry_run else "importing", unit="patient", disable=not enabled)
 
 
-def _results(frame: pd.DataFrame, outcomes: dict[int, _Outcome]) -> pd.DataFrame:
+def _results(frame: pd.DataFrame, outcomes: list[Outcome], *, dry_run: bool) -> pd.DataFrame:
     """The input plus the result columns, filled by position so repeated index labels cannot mix rows up."""
     results = frame.copy()
-    ordered = [outcomes[position] for position in range(len(frame))]
-    for column, dtype in _RESULT_DTYPES.items():
-        results[column] = pd.array([getattr(outcome, column) for outcome in ordered], dtype=dtype)
+    for column in fields(Outcome):
+        values = [getattr(outcome, column.name) for outcome in outcomes]
+        if column.name == "status":
+            values = [status.value for status in values]  # plain strings in the frame, not enum members
+        results[column.name] = pd.array(values, dtype=column.metadata["dtype"])
+    results.attrs["dry_run"] = dry_run
     return results
-
-
-def summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Rows per outcome, every outcome listed (zeros included), with its share of the total."""
-    statuses = list(results["status"].dropna().unique())
-    dry = any(str(status).startswith("would ") for status in statuses)
-    order = ["would create", "would update", *STATUSES[2:]] if dry else list(STATUSES)
-    counts = results["status"].value_counts().reindex(order, fill_value=0)
-    return pd.DataFrame({"rows": counts, "share": (counts / max(len(results), 1)).round(3)})

@@ -1,11 +1,22 @@
+import math
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import impilo_nb as nb
-from impilo_nb.bulk import LOOKUP_BATCH, RESULT_COLUMNS, summary, upsert_patients
+from impilo_nb.bulk import (
+    LOOKUP_BATCH,
+    RESULT_COLUMNS,
+    STATUSES,
+    RowStatus,
+    execute_plan,
+    plan_upserts,
+    summary,
+    upsert_patients,
+)
 from tests.conftest import make_patient
 
 SAMPLE = Path(__file__).parent.parent / "data" / "patients_sample.csv"
@@ -139,16 +150,12 @@ def test_a_429_is_retried_and_every_row_still_succeeds(client, sandbox):
     assert (results["attempts"] == 2).sum() == 2 and (results["attempts"] == 1).sum() == 18
 
 
-def test_a_patient_created_since_the_lookup_is_updated_not_duplicated(client, sandbox):
+def test_a_patient_created_since_the_lookup_is_updated_not_duplicated(client, sandbox, monkeypatch):
     # Simulates an interrupted earlier run: the lookup misses it, the create gets 409, we update.
     source = frame_of(make_patient(1, firstName="New"))
-    original = nb.bulk._lookup
-    nb.bulk._lookup = lambda *args: ({}, None)
-    try:
-        client.patients.create(make_patient(1))
-        results = upsert_patients(client, source, progress=False)
-    finally:
-        nb.bulk._lookup = original
+    monkeypatch.setattr(nb.bulk, "_lookup", lambda *args: {})
+    client.patients.create(make_patient(1))
+    results = upsert_patients(client, source, progress=False)
     assert results.loc[0, "status"] == "updated" and client.patients.page(size=1).total == 1
 
 
@@ -209,3 +216,104 @@ def test_concurrent_imports_do_not_duplicate(client):
     for thread in threads:
         thread.join()
     assert client.patients.page(size=1).total == 30
+
+
+def sent_since(sandbox, before: dict[str, int]) -> dict[str, int]:
+    """Requests by method since ``before`` (an earlier ``request_counts()``), methods with none left out."""
+    now = sandbox.request_counts()
+    return {method: count - before.get(method, 0) for method, count in now.items() if count != before.get(method, 0)}
+
+
+def mixed_frame(client) -> pd.DataFrame:
+    """One row of each planned fate: would update, would create, unchanged, invalid."""
+    client.patients.create(make_patient(1))
+    client.patients.create(make_patient(3))
+    return frame_of(make_patient(1, firstName="Changed"), make_patient(2), make_patient(3), make_patient(4, email="x@"))
+
+
+def test_planning_decides_every_row_and_sends_no_write(client, sandbox):
+    source = mixed_frame(client)
+    before = sandbox.request_counts()
+    actions = plan_upserts(client, source)
+    assert sent_since(sandbox, before) == {"GET": 1}  # one lookup batch, no write
+    statuses = [action.planned.status for action in actions]
+    assert statuses == [RowStatus.WOULD_UPDATE, RowStatus.WOULD_CREATE, RowStatus.UNCHANGED, RowStatus.INVALID]
+    assert [action.is_write for action in actions] == [True, True, False, False]
+    assert actions[0].patient.first_name == "Changed" and actions[0].current.first_name != "Changed"
+    assert actions[1].current is None and actions[2].patient is None and "email" in actions[3].planned.error
+    dry = upsert_patients(client, source, dry_run=True, progress=False)
+    assert dry["status"].tolist() == [status.value for status in statuses]  # a dry run is the plan
+
+
+def test_executing_a_plan_turns_each_action_into_an_outcome(client, sandbox):
+    actions = plan_upserts(client, mixed_frame(client))
+    before = sandbox.request_counts()
+    settled = []
+    outcomes = execute_plan(client, actions, workers=2, on_done=settled.append)
+    assert [outcome.status for outcome in outcomes] == ["updated", "created", "unchanged", "invalid"]
+    assert sent_since(sandbox, before) == {"POST": 1, "PUT": 1}  # the unchanged row costs nothing
+    assert outcomes[0].patient_id == actions[0].current.id and outcomes[1].attempts == 1
+    assert outcomes[2] is actions[2].planned and sum(settled) == len(actions)
+
+
+def test_result_statuses_are_plain_strings_and_statuses_keep_their_spelling(client):
+    results = upsert_patients(client, frame_of(make_patient(1)), progress=False)
+    assert type(results["status"].iloc[0]) is str and results["status"].iloc[0] == "created"
+    assert STATUSES == ("created", "updated", "unchanged", "invalid", "failed")
+    assert (RowStatus.WOULD_CREATE, RowStatus.WOULD_UPDATE) == ("would create", "would update")
+
+
+def test_results_say_whether_they_come_from_a_dry_run(client):
+    source = frame_of(make_patient(1))
+    assert upsert_patients(client, source, dry_run=True, progress=False).attrs["dry_run"] is True
+    assert upsert_patients(client, source, progress=False).attrs["dry_run"] is False
+
+
+def test_a_dry_run_of_only_invalid_rows_is_summarised_as_a_dry_run(client, sandbox):
+    source = frame_of(make_patient(1, email="x@"), make_patient(2, lastName=None))
+    plan = upsert_patients(client, source, dry_run=True, progress=False)
+    assert plan["status"].tolist() == ["invalid", "invalid"] and writes(sandbox) == 0
+    table = summary(plan)
+    assert table.attrs["dry_run"] is True and table.index.name == "status"
+    assert table["rows"].to_dict() == {"would create": 0, "would update": 0, "unchanged": 0, "invalid": 2, "failed": 0}
+
+
+def test_summary_reads_the_flag_and_never_drops_a_status():
+    flagged = pd.DataFrame({"status": pd.Series(["unchanged"], dtype="string")})
+    flagged.attrs["dry_run"] = True
+    assert list(summary(flagged).index[:2]) == ["would create", "would update"]
+    # A dry run read back from CSV has lost its flag: its rows are still counted, under their own names.
+    reread = pd.DataFrame({"status": ["would create", "would create", "invalid"]})
+    table = summary(reread)
+    assert table.attrs["dry_run"] is False and list(table.index[:2]) == ["created", "updated"]
+    assert table.loc["would create", "rows"] == 2 and table["rows"].sum() == 3
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        (None, None),
+        (float("nan"), None),
+        (np.float64("nan"), None),
+        (pd.NA, None),
+        (pd.NaT, None),
+        ("  ", None),
+        (" a ", " a "),
+        (np.int64(3), 3),
+        (np.bool_(True), True),
+    ],
+)
+def test_cells_become_plain_values(cell, expected):
+    value = nb.bulk._cell(cell)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_a_list_cell_is_left_alone_not_asked_whether_it_is_missing():
+    value = nb.bulk._cell([1, float("nan")])
+    assert value[0] == 1 and math.isnan(value[1])
+
+
+def test_a_row_laid_over_a_stored_record_leaves_the_stored_record_as_it_was():
+    base = {"firstName": "A", "address": {"city": "Durban", "zipCode": "4001"}}
+    record = nb.bulk._row_record({"city": "Cape Town"}, {"city": "address.city"}, base)
+    assert record["address"] == {"city": "Cape Town", "zipCode": "4001"} and base["address"]["city"] == "Durban"
