@@ -21,8 +21,8 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 lab: $(STAMP)
 	LAB_PORT=$(LAB_PORT) SANDBOX_PORT=$(SANDBOX_PORT) RESET=$(RESET) scripts/lab
 
-## test: every test, notebooks and browser tests included (strict nbval; Debian chromium for tests/e2e)
-test: $(STAMP) browser
+## test: lint, then every test, notebooks and browser tests included (strict nbval; Debian chromium for tests/e2e)
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (Playwright downloads no browser here). Installed
@@ -51,8 +51,10 @@ sandbox: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python scripts/execute_notebooks.py notebooks/*.ipynb
 
+## lint: ruff on the code, and mypy (strict, configured in pyproject.toml) on the package
 lint: $(STAMP)
 	$(BIN)/python -m ruff check impilo_nb tests bench scripts
+	$(BIN)/python -m mypy
 
 clean:
-	rm -rf $(VENV) .sandbox reports .pytest_cache
+	rm -rf $(VENV) .sandbox reports .pytest_cache .mypy_cache

@@ -3,7 +3,14 @@
 import impilo_nb as nb
 client = nb.connect()       # $IMPILO_BASE_URL, else an embedded offline sandbox
 client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
+
+``nb.Sandbox`` and ``nb.widgets`` load on first use and need the ``[sandbox]`` and ``[widgets]``
+extras; without them, using either raises a ``ConfigurationError`` that names the extra.
 """
+
+# Private aliases: every public name here is the package's API (tests/test_exported_members.py).
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from . import bulk, reports
 from ._connect import connect, embedded_sandbox
@@ -46,6 +53,10 @@ from .models import (
     patient_changes,
 )
 from .receiver import WebhookReceiver
+
+if _TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from . import widgets
+    from .sandbox import Sandbox
 
 __all__ = [
     "APIConnectionError",
@@ -95,15 +106,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> _Any:
     # Loaded on first use: ipywidgets needs a front end, and the sandbox (FastAPI) is only for
     # those who run one; docs/architecture.md#layering keeps the sandbox out of the import graph.
+    # Each checks for its extra first (widgets/__init__.py, _connect.sandbox_class).
     import importlib
 
     if name == "widgets":
         return importlib.import_module(".widgets", __name__)
     if name == "Sandbox":
-        return importlib.import_module(".sandbox", __name__).Sandbox
+        from ._connect import sandbox_class
+
+        return sandbox_class()
     raise AttributeError(f"module 'impilo_nb' has no attribute {name!r}")
 
 

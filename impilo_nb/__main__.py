@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from . import _constants as c
@@ -17,7 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line's parser (its defaults are part of the contract: servers on loopback)."""
     parser = argparse.ArgumentParser(prog="python -m impilo_nb", description="impilo_nb command line tools.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_sandbox_command, _add_receiver_command, _add_hash_command, _add_report_command):
+        add_command(commands)
+    return parser
 
+
+_Commands = argparse._SubParsersAction  # what add_subparsers() returns; each _add_*_command adds one
+
+
+def _add_sandbox_command(commands: _Commands[argparse.ArgumentParser]) -> None:
     sandbox = commands.add_parser("sandbox", help="run the Impilo-compatible sandbox API in the foreground")
     sandbox.add_argument("--host", default=c.DEFAULT_HOST, help="address to listen on (default: %(default)s, this machine only)")
     sandbox.add_argument("--port", type=int, default=8765, help="port (default: %(default)s; 0 picks a free one)")
@@ -35,8 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="webhook retry delays multiplier (default: 1, i.e. 15/30/60 minutes; 0.01 gives 9/18/36 s)",
     )
     sandbox.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request (default: 0)")
+    sandbox.add_argument(
+        "--documented-only",
+        action="store_true",
+        help="answer with only the fields the public API docs document (no sandbox extras), to test code against them",
+    )
     sandbox.set_defaults(run=_run_sandbox)
 
+
+def _add_receiver_command(commands: _Commands[argparse.ArgumentParser]) -> None:
     receiver = commands.add_parser(
         "receiver",
         help="receive webhooks into a SQLite event log, in the foreground",
@@ -55,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     receiver.set_defaults(run=_run_receiver)
 
+
+def _add_hash_command(commands: _Commands[argparse.ArgumentParser]) -> None:
     hash_cmd = commands.add_parser(
         "hash",
         help="add external identifiers to a CSV, streaming (files larger than memory work)",
@@ -71,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     hash_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     hash_cmd.set_defaults(run=_run_hash)
 
+
+def _add_report_command(commands: _Commands[argparse.ArgumentParser]) -> None:
     report = commands.add_parser(
         "report",
         help="execute notebooks and write self-contained HTML reports",
@@ -85,30 +105,38 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--mask", action="store_true", help="mask names, emails, phones, dates of birth in outputs")
     report.set_defaults(run=_run_report)
 
-    return parser
-
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. An ``ImpiloError`` (a missing extra among them) is one
+    ``error:`` line and status 2, never a traceback: it already says what to do."""
     args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run  # each subparser's set_defaults(run=...)
     try:
-        return args.run(args)
+        return run(args)
     except ImpiloError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import Sandbox
+    from ._connect import sandbox_class
 
     if args.reset and args.db:
         for suffix in ("", "-wal", "-shm"):
             Path(args.db + suffix).unlink(missing_ok=True)
-    sandbox = Sandbox(
-        args.api_key, db_path=args.db, port=args.port, host=args.host, time_scale=args.time_scale, latency_ms=args.latency_ms
+    sandbox = sandbox_class()(
+        args.api_key,
+        db_path=args.db,
+        port=args.port,
+        host=args.host,
+        time_scale=args.time_scale,
+        latency_ms=args.latency_ms,
+        documented_only=args.documented_only,
     )
     sandbox.start()
     key_note = f"API key: {c.SANDBOX_API_KEY}" if args.api_key == c.SANDBOX_API_KEY else "API key: the one you set"
-    print(f"Impilo sandbox on {sandbox.url} ({key_note}; data: {args.db or 'temporary'}). Ctrl-C stops it.", flush=True)
+    fields = "; documented fields only" if args.documented_only else ""
+    print(f"Impilo sandbox on {sandbox.url} ({key_note}; data: {args.db or 'temporary'}{fields}). Ctrl-C stops it.", flush=True)
     _wait_for_signal()
     sandbox.stop()
     return 0

@@ -5,14 +5,19 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from . import _constants as c
+from ._extras import require
 from .client import ImpiloClient
 
-__all__ = ["connect", "embedded_sandbox"]
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+__all__ = ["connect", "embedded_sandbox", "sandbox_class"]
 
 _lock = threading.Lock()
-_sandbox = None
+_sandbox: Sandbox | None = None
 
 
 def connect(
@@ -40,14 +45,31 @@ def connect(
     return ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, timeout=timeout, max_retries=max_retries)
 
 
-def embedded_sandbox():
-    """The process's embedded ``Sandbox``, started on first use and stopped at exit."""
+def embedded_sandbox() -> Sandbox:
+    """The process's embedded ``Sandbox``, started on first use and stopped at exit.
+
+    Raises:
+        ConfigurationError: the ``[sandbox]`` extra (FastAPI) is not installed.
+    """
     global _sandbox
     with _lock:
         if _sandbox is None:
-            from .sandbox import Sandbox  # the only import of the sandbox from the package
-
             time_scale = float(os.environ.get(c.ENV_SANDBOX_TIME_SCALE) or c.DEMO_TIME_SCALE)
-            _sandbox = Sandbox(time_scale=time_scale).start()
+            documented_only = os.environ.get(c.ENV_SANDBOX_DOCUMENTED_ONLY, "").strip().lower() in ("1", "true", "yes")
+            _sandbox = sandbox_class()(time_scale=time_scale, documented_only=documented_only).start()
             atexit.register(_sandbox.stop)
         return _sandbox
+
+
+def sandbox_class() -> type[Sandbox]:
+    """The ``Sandbox`` class, imported on first use: the package's one way to load the sandbox
+    (``nb.Sandbox``, ``embedded_sandbox()``, the ``sandbox`` command), so FastAPI stays out of
+    ``import impilo_nb`` and a missing ``[sandbox]`` extra is reported the same way everywhere.
+
+    Raises:
+        ConfigurationError: the ``[sandbox]`` extra (FastAPI) is not installed.
+    """
+    require("sandbox")
+    from .sandbox import Sandbox
+
+    return Sandbox

@@ -45,6 +45,10 @@ ENV_WEBHOOK_SECRET = "IMPILO_WEBHOOK_SECRET"
 DEMO_TIME_SCALE = 0.01
 ENV_SANDBOX_TIME_SCALE = "IMPILO_SANDBOX_TIME_SCALE"
 
+#: Set to 1 to make ``connect()``'s embedded sandbox answer with only the fields Impilo documents
+#: (``sandbox/documented.py``), as the real platform would: the notebooks are tested that way too.
+ENV_SANDBOX_DOCUMENTED_ONLY = "IMPILO_SANDBOX_DOCUMENTED_ONLY"
+
 #: The embedded sandbox's default API key.
 SANDBOX_API_KEY = "sandbox-key"
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
+from ._extras import require
 from .errors import ReportError
 
 #: Which attribute of which tag makes a browser fetch something by itself.
@@ -39,6 +40,7 @@ def to_offline_html(notebook: Any, *, hide_code: bool = False) -> str:
     Raises:
         ReportError: something in the outputs would still load from the network.
     """
+    require("reports", "nbconvert", "bs4")
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", embed_images=True)
@@ -59,15 +61,16 @@ def to_offline_html(notebook: Any, *, hide_code: bool = False) -> str:
 
 def external_loads(html: str) -> list[str]:
     """Every network address the page would load by itself (not links a reader may click)."""
+    require("reports", "bs4")
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
-    found = [tag.get(attr) for name, attr in _LOADING_ATTRIBUTES.items() for tag in soup.find_all(name) if _remote(tag.get(attr))]
+    found = [url for name, attr in _LOADING_ATTRIBUTES.items() for tag in soup.find_all(name) if _remote(url := tag.get(attr))]
     for script in soup.find_all("script"):  # inline code that would fetch, e.g. import("https://...")
         found += _REMOTE_IN_CODE.findall(script.string or "")
     for style in [*soup.find_all("style"), *soup.find_all(style=True)]:
-        text = (style.string or "") if style.name == "style" else style.get("style", "")
-        found += _REMOTE_IN_CSS.findall(text or "")
+        text = style.string if style.name == "style" else style.get("style")
+        found += _REMOTE_IN_CSS.findall(text if isinstance(text, str) else "")
     return found
 
 
@@ -76,19 +79,21 @@ def _static_widgets(notebook: Any) -> Any:
     notebook = copy.deepcopy(notebook)
     notebook.metadata.pop("widgets", None)
     for cell in notebook.cells:
-        for output in cell.get("outputs", []):
+        if "outputs" not in cell:  # markdown and raw cells have none, and must not get the key
+            continue
+        for output in cell.outputs:
             data = output.get("data", {})
             if _WIDGET_VIEW in data:
                 del data[_WIDGET_VIEW]
                 if "text/html" not in data:  # no snapshot: its text/plain is a stale first frame
                     data.pop("text/plain", None)
         # A display left with no data (a progress bar's) would render as an empty box.
-        cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") != "display_data" or o.get("data")]
+        cell["outputs"] = [o for o in cell.outputs if o.get("output_type") != "display_data" or o.get("data")]
     return notebook
 
 
 def _drop_external_loads(html: str) -> str:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup  # to_offline_html, the only caller, has checked for it
 
     soup = BeautifulSoup(html, "html.parser")
     for name, attr in _LOADING_ATTRIBUTES.items():
@@ -101,5 +106,6 @@ def _drop_external_loads(html: str) -> str:
     return str(soup)
 
 
-def _remote(url: str | None) -> bool:
-    return bool(url) and url.strip().lower().startswith(("http://", "https://", "//"))
+def _remote(value: object) -> TypeGuard[str]:
+    """Whether an attribute's value is an address on the network (bs4 gives str, a list, or None)."""
+    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://", "//"))

@@ -11,6 +11,8 @@ import copy
 import re
 from typing import Any
 
+from ._extras import require
+
 
 def _personal_fields() -> dict[str, str]:
     """Python name -> wire name of every model field marked ``Facts(personal=True)``."""
@@ -70,6 +72,7 @@ def mask_personal_data(notebook: Any) -> Any:
 def mask_html(html: str) -> str:
     """Mask personal columns of every table (by header), personal rows of two-column tables
     (a ``<th>`` label then its value), then emails and phone numbers anywhere in the text."""
+    require("reports", "bs4")
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
@@ -82,8 +85,9 @@ def mask_html(html: str) -> str:
         if masked != node:
             node.replace_with(masked)
     for img in soup.find_all("img"):  # alt texts too
-        if img.get("alt"):
-            img["alt"] = mask_text(img["alt"])
+        alt = img.get("alt")
+        if isinstance(alt, str) and alt:  # a str: alt is not one of bs4's multi-valued attributes
+            img["alt"] = mask_text(alt)
     return str(soup)
 
 

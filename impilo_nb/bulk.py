@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -45,6 +45,9 @@ from .client import ImpiloClient
 from .errors import APIError, APIStatusError, ConflictError, FieldError, ValidationError
 from .models import Patient, patient_changes, prune_empty_objects, set_path
 from .responses import read_record
+
+if TYPE_CHECKING:
+    from tqdm.auto import tqdm
 
 __all__ = ["RESULT_COLUMNS", "STATUSES", "summary", "upsert_patients"]
 
@@ -307,7 +310,7 @@ def _wire_path(column: str, known: set[str]) -> str | None:
 
 
 def _match_keys(
-    rows: list[dict[str, Any]], labels: list[Any], key_column: Any, key: str
+    rows: list[dict[Hashable, Any]], labels: list[Any], key_column: Any, key: str
 ) -> tuple[dict[int, Action], dict[int, Any]]:
     """By position: the rows that are invalid for their key alone (none, a bad id, a repeat),
     and every other row's key value."""
@@ -354,7 +357,7 @@ def _lookup_failed(error: APIError) -> Outcome:
     return Outcome(RowStatus.FAILED, error=f"Lookup failed: {_reason(error)}", http_status=getattr(error, "status_code", None))
 
 
-def _plan_row(row: dict[str, Any], columns: dict[str, str], current: Patient | None, key: str, value: Any) -> Action:
+def _plan_row(row: dict[Hashable, Any], columns: dict[str, str], current: Patient | None, key: str, value: Any) -> Action:
     """A keyed row's action: create or update it, or a final status when there is nothing to send."""
     if current is None and key == "id":
         return Action(Outcome(RowStatus.FAILED, error=f"No patient with id {value}.", http_status=404))
@@ -372,7 +375,7 @@ def _plan_row(row: dict[str, Any], columns: dict[str, str], current: Patient | N
     return Action(Outcome(RowStatus.WOULD_UPDATE, patient_id=patient_id), patient=patient, current=current)
 
 
-def _row_record(row: dict[str, Any], columns: dict[str, str], base: dict[str, Any] | None) -> dict[str, Any]:
+def _row_record(row: dict[Hashable, Any], columns: dict[str, str], base: dict[str, Any] | None) -> dict[str, Any]:
     """The record a row describes, laid over ``base`` (the stored patient) when there is one."""
     record = copy.deepcopy(base) if base else {}
     for column, path in columns.items():
@@ -409,17 +412,20 @@ def _write(client: ImpiloClient, action: Action) -> Outcome:
     """
     started = time.perf_counter()
     patient, current = action.patient, action.current
+    if patient is None:  # execute_plan sends only writes, and a write carries its record
+        raise TypeError(f"not a write: a row planned as {action.planned.status.value!r}")
     try:
-        if action.planned.status is RowStatus.WOULD_CREATE:
+        if current is None:  # "would create": no stored patient had the key
             try:
                 return _written(client.patients.send_create(patient), RowStatus.CREATED, started)
             except ConflictError:
-                current = client.patients.find_by_external_id(patient.external_identifier)
+                key = patient.external_identifier
+                current = client.patients.find_by_external_id(key) if key else None
                 if current is None:
                     raise
                 if not patient_changes(current, patient):
                     return Outcome(RowStatus.UNCHANGED, patient_id=current.id, latency_ms=_ms(started))
-        return _written(client.patients.send_update(current.id, patient), RowStatus.UPDATED, started)
+        return _written(client.patients.send_update(_stored_id(current), patient), RowStatus.UPDATED, started)
     except APIError as exc:
         return Outcome(
             RowStatus.FAILED,
@@ -428,6 +434,13 @@ def _write(client: ImpiloClient, action: Action) -> Outcome:
             attempts=exc.attempts or 1,
             latency_ms=_ms(started),
         )
+
+
+def _stored_id(patient: Patient) -> int:
+    """The id of a patient read from the server (``read_record`` refuses a stored record without one)."""
+    if patient.id is None:
+        raise TypeError("a stored patient without an id")
+    return patient.id
 
 
 def _written(response: Any, status: RowStatus, started: float) -> Outcome:
@@ -449,7 +462,7 @@ def _ms(started: float) -> float:
 # --- Results ------------------------------------------------------------------------------
 
 
-def _progress_bar(total: int, enabled: bool, dry_run: bool):
+def _progress_bar(total: int, enabled: bool, dry_run: bool) -> tqdm[Any]:
     from tqdm.auto import tqdm
 
     # No report switch: in a kernel the bar is a widget with no snapshot, which a report page leaves out.

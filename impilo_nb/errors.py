@@ -145,7 +145,7 @@ class ValidationError(ImpiloError, ValueError):
         count = len(self.field_errors)
         super().__init__(f"{model} is not valid ({count} problem{'s' * (count != 1)}):\n{lines}")
 
-    def __reduce__(self):  # keep it picklable across processes (bulk, reports)
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[str, list[FieldError]]]:  # picklable across processes
         return (type(self), (self.model, self.field_errors))
 
 

@@ -11,7 +11,7 @@ written against one frame works on the next.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -27,15 +27,18 @@ PATIENT_COLUMNS = wire_paths(Patient)
 #: eventId, status, lastError, nextAttemptTimestamp and attempts) follow them.
 WEBHOOK_LOG_COLUMNS = wire_paths(WebhookLogEntry)
 
+#: The dtypes a frame's columns take (a Literal, so pandas' typed ``astype`` knows the result).
+Dtype = Literal["Int64", "boolean", "datetime64[ns]", "datetime64[ns, UTC]", "string"]
+
 #: pandas dtype per kind of field value.
-_DTYPES = {"integer": "Int64", "flag": "boolean", "date": "datetime64[ns]", "datetime": "datetime64[ns, UTC]"}
+_DTYPES: dict[str, Dtype] = {"integer": "Int64", "flag": "boolean", "date": "datetime64[ns]", "datetime": "datetime64[ns, UTC]"}
 
 #: Fields the sandbox adds to the delivery log, typed like documented ones.
-_EXTRA_LOG_DTYPES = {"eventId": "Int64", "nextAttemptTimestamp": "datetime64[ns, UTC]"}
+_EXTRA_LOG_DTYPES: dict[str, Dtype] = {"eventId": "Int64", "nextAttemptTimestamp": "datetime64[ns, UTC]"}
 
 
 def _typed(
-    frame: pd.DataFrame, model: type[WireModel], columns: list[str], extra: Mapping[str, str] | None = None
+    frame: pd.DataFrame, model: type[WireModel], columns: list[str], extra: Mapping[str, Dtype] | None = None
 ) -> pd.DataFrame:
     """``frame`` with the model's columns first (all present) and each typed by its field's kind."""
     extras = [col for col in frame.columns if col not in columns]

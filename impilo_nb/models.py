@@ -13,7 +13,7 @@ import datetime as dt
 import html
 import re
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
 import email_validator
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -81,7 +81,7 @@ WEBHOOK_TYPES = (
 )
 
 #: JSON-schema words for "required text": the OpenAPI document says what the API enforces.
-NON_BLANK = {"minLength": 1, "pattern": r"\S"}
+NON_BLANK: dict[str, Any] = {"minLength": 1, "pattern": r"\S"}
 
 #: Dates of birth before this are refused as typos (e.g. 0975 for 1975).
 EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
@@ -151,7 +151,7 @@ class WireModel(BaseModel):
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any):  # type: ignore[override]
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         """Validate ``obj`` (a dict, either spelling); raises impilo_nb's ``ValidationError``."""
         try:
             return super().model_validate(obj, **kwargs)
@@ -159,7 +159,7 @@ class WireModel(BaseModel):
             raise ValidationError(cls.__name__, field_errors(exc.errors(include_url=False))) from None
 
     @classmethod
-    def from_api(cls, data: Any):
+    def from_api(cls, data: Any) -> Self:
         """Read a record a server returned, with format checks relaxed (see module docstring)."""
         return cls.model_validate(data, context=LENIENT)
 

@@ -39,7 +39,7 @@ from ._constants import DEFAULT_HOST, WEBHOOK_SECRET_HEADER
 from .errors import ConfigurationError, redact, register_secret
 from .eventlog import SECRET_HEADERS, EventLog, InvalidDeliveryError
 from .models import HEADER_SAFE_RULE, header_safe
-from .serving import BackgroundServer
+from .serving import BackgroundService
 
 __all__ = ["DEFAULT_PATH", "MAX_BODY_BYTES", "WebhookReceiver", "receiver_app"]
 
@@ -156,7 +156,7 @@ def _masked(text: str, request: Request, secret: str | None) -> str:
     return str(redact(text, sorted(hidden, key=len, reverse=True)))
 
 
-class WebhookReceiver:
+class WebhookReceiver(BackgroundService):
     """Receives webhook deliveries into ``log`` on a background server in this process.
 
     Args:
@@ -181,32 +181,16 @@ class WebhookReceiver:
         self.path = path if path.startswith("/") else f"/{path}"
         self._has_secret = secret is not None
         app = receiver_app(self.log, secret=secret, path=self.path, max_body=max_body)
-        self._server = BackgroundServer(app, host=host, port=port, name="webhook receiver")
+        super().__init__(app, host=host, port=port, name="webhook receiver")
 
     @property
     def url(self) -> str:
         """The full delivery URL to register with ``client.webhooks.create``."""
-        return self._server.url + self.path
-
-    @property
-    def running(self) -> bool:
-        return self._server.running
-
-    def start(self) -> WebhookReceiver:
-        self._server.start()
-        return self
+        return super().url + self.path
 
     def stop(self) -> None:
         """Stop receiving (deliveries then fail and Impilo retries them later); the log stays open."""
-        self._server.stop()
+        super().stop()
 
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        where = self.url if self.running else "stopped"
-        secret = "required" if self._has_secret else "none"
-        return f"WebhookReceiver({where}, log={str(self.log.path)!r}, secret={secret})"
+    def _repr_fields(self) -> dict[str, str]:
+        return {"log": repr(str(self.log.path)), "secret": "required" if self._has_secret else "none"}

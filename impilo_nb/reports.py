@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._extras import require
 from ._report_html import external_loads, to_offline_html
 from ._report_mask import PERSONAL_FIELDS, mask_html, mask_personal_data, mask_text
 from ._report_rendering import render_for_report
@@ -96,9 +97,11 @@ def build_report(
         timeout: seconds any one cell may run.
 
     Raises:
+        ConfigurationError: the ``[reports]`` extra (papermill, nbconvert, ipykernel...) is not installed.
         ValidationError: ``notebook`` is not a notebook file.
         ReportError: the notebook failed to run, or its page would load from the network.
     """
+    require("reports")
     source = Path(notebook)
     if not source.is_file() or source.suffix != ".ipynb":
         raise ValidationError(

@@ -318,7 +318,7 @@ class WebhookSecrets:
             self.delete()
         response = self._client.request("POST", self.PATH, json={"secret": secret})
         if not response.content:
-            return WebhookSecret(secret=secret)
+            return WebhookSecret.model_validate({"secret": secret})
         return read_record(WebhookSecret, response, written="the secret may have been set")
 
     def get(self) -> WebhookSecret | None:

@@ -4,6 +4,9 @@ Shared by the sandbox and the webhook receiver, so a notebook can host either ne
 kernel. The socket is bound before the thread starts, so ``port`` is known at once and a port
 already in use fails in the caller's thread with a clear message. A server started again after
 ``stop()`` listens on the same port, so URLs already handed out (a registered webhook) still work.
+
+``BackgroundService`` is the base of the public objects that own such a server (``Sandbox``,
+``WebhookReceiver``): the url, running, start/stop, ``with`` and repr they share.
 """
 
 from __future__ import annotations
@@ -11,19 +14,19 @@ from __future__ import annotations
 import errno
 import socket
 import threading
-import time
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
 from ._constants import DEFAULT_HOST
+from ._time import poll_until
 from .errors import ConfigurationError
 
-__all__ = ["BackgroundServer"]
+__all__ = ["BackgroundServer", "BackgroundService"]
 
 #: Seconds to wait for uvicorn to start serving or to finish its in-flight requests.
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 10  # whole seconds: uvicorn's timeout_graceful_shutdown is an int
 
 
 class BackgroundServer:
@@ -54,6 +57,32 @@ class BackgroundServer:
         """Bind, start serving in the background, and wait until it is ready."""
         if self.running:
             return
+        sock = self._bound_socket()
+        self.port = self.requested_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=STOP_TIMEOUT,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"impilo-{self.name}", daemon=True)
+        self._server, self._thread = server, thread
+        thread.start()
+        self._socket = sock
+        # uvicorn sets server.started once the socket is being served.
+        poll_until(lambda: server.started or not thread.is_alive(), timeout=START_TIMEOUT, interval=0.01)
+        if not server.started:
+            server.should_exit = True
+            sock.close()
+            reason = f"did not start within {START_TIMEOUT:g}s"
+            if not thread.is_alive():
+                reason = "stopped while starting; see the log above"
+            raise ConfigurationError(f"{self.name} {reason}.")
+
+    def _bound_socket(self) -> socket.socket:
+        """A TCP socket bound to the host and requested port; a ``ConfigurationError`` naming both if not."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only when the
         # socket says it is TCP. Without it, a response's header and body writes meet Nagle's
@@ -70,31 +99,7 @@ class BackgroundServer:
                     "Stop the other process, or pass port=0 to pick a free port."
                 ) from exc
             raise ConfigurationError(f"{self.name}: cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
-        self.port = self.requested_port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=STOP_TIMEOUT,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"impilo-{self.name}", daemon=True)
-        self._server, self._thread = server, thread
-        thread.start()
-        self._socket = sock
-        deadline = time.monotonic() + START_TIMEOUT
-        while not server.started:  # uvicorn sets it once the socket is being served
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                sock.close()
-                reason = (
-                    "stopped while starting; see the log above"
-                    if not thread.is_alive()
-                    else f"did not start within {START_TIMEOUT:g}s"
-                )
-                raise ConfigurationError(f"{self.name} {reason}.")
-            time.sleep(0.01)
+        return sock
 
     def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, and wait for the thread."""
@@ -111,3 +116,48 @@ class BackgroundServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class BackgroundService:
+    """Base of the objects that serve an app from this process: a ``BackgroundServer`` behind
+    the url, running, start/stop, ``with`` and repr that ``Sandbox`` and ``WebhookReceiver`` share.
+
+    Subclasses extend ``start``/``stop`` for what else they run, and ``_repr_fields`` for what
+    their repr shows besides where they listen (never a secret).
+    """
+
+    def __init__(self, app: Any, *, host: str, port: int, name: str) -> None:
+        self._server = BackgroundServer(app, host=host, port=port, name=name)
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT``; a ``ConfigurationError`` saying to start it first when it never started."""
+        return self._server.url
+
+    @property
+    def running(self) -> bool:
+        return self._server.running
+
+    def start(self) -> Self:
+        """Start serving and return self, so ``Service(...).start()`` reads naturally."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (a later ``start()`` listens on the same port again)."""
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _repr_fields(self) -> dict[str, str]:
+        """What the repr shows after the URL, as name -> text (already formatted)."""
+        return {}
+
+    def __repr__(self) -> str:
+        where = self.url if self.running else "stopped"
+        fields = "".join(f", {name}={text}" for name, text in self._repr_fields().items())
+        return f"{type(self).__name__}({where}{fields})"

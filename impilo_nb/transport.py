@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import requests
@@ -39,6 +40,10 @@ from urllib3.util.retry import Retry
 
 from . import _constants as c
 from .errors import APIConnectionError, APITimeoutError
+
+if TYPE_CHECKING:
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -89,25 +94,33 @@ class RetryPolicy(Retry):
             on_rate_limit=on_rate_limit,
         )
 
-    def new(self, **kwargs: Any) -> RetryPolicy:
+    def new(self, **kwargs: Any) -> Self:
         retry = super().new(**kwargs)
         retry.on_rate_limit = self.on_rate_limit
-        return retry  # type: ignore[return-value]
+        return retry
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         statuses = RETRY_STATUSES if method.upper() in IDEMPOTENT_METHODS else RETRY_STATUSES_POST
         return bool(self.total) and status_code in statuses
 
-    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> Retry:
-        response = kwargs.get("response")
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
         if response is not None:
             wait = self.get_retry_after(response)
             if wait is not None and wait > c.MAX_RETRY_AFTER:
                 # Give up now: urlopen then returns this response, which becomes the error.
-                raise MaxRetryError(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]
+                # ignore: MaxRetryError types its pool as required; urllib3's own Retry.increment raises it the same way.
+                raise MaxRetryError(_pool, url or "", None)  # type: ignore[arg-type]
             if response.status == 429 and self.on_rate_limit is not None:
                 self.on_rate_limit(wait if wait is not None else self.get_backoff_time())
-        return super().increment(method, url, *args, **kwargs)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def get_retry_after(self, response: Any) -> float | None:
         """Seconds from ``Retry-After`` (delta-seconds, decimals tolerated, or an HTTP-date,
@@ -133,7 +146,9 @@ class RetryPolicy(Retry):
         return random.uniform(0, min(self.backoff_max, self.backoff_factor * 2 ** (retries - 1)))
 
 
-def new_session(*, max_retries: int, pool_size: int = c.DEFAULT_POOL_SIZE, on_rate_limit=None) -> requests.Session:
+def new_session(
+    *, max_retries: int, pool_size: int = c.DEFAULT_POOL_SIZE, on_rate_limit: Callable[[float], None] | None = None
+) -> requests.Session:
     """A session whose adapters retry by ``RetryPolicy`` and pool ``pool_size`` connections."""
     session = requests.Session()
     adapter = HTTPAdapter(

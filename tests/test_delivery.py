@@ -292,8 +292,9 @@ def test_emit_sends_other_event_types(fast_sandbox, api, log):
         assert log.wait_for(1, timeout=HANG_GUARD)
     row = log.frame().iloc[0]
     assert (row["event_id"], row["type"], row["payload.weight"]) == (event_id, "reading.weight", 71.5)
-    with pytest.raises(nb.ConfigurationError):
+    with pytest.raises(nb.ValidationError) as caught:
         fast_sandbox.emit("reading.unknown", {})
+    assert caught.value.field_errors[0].field == "event_type" and "reading.weight" in str(caught.value)
 
 
 def test_pending_retries_survive_a_sandbox_restart(tmp_path, log):

@@ -69,6 +69,16 @@ def test_report_runs_with_parameters_and_loads_nothing(tmp_path):
     assert external_loads(html) == [] and "cdnjs" not in html and "x-mathjax-config" not in html
 
 
+def test_the_exported_notebook_stays_valid_markdown_cells_get_no_outputs():
+    # Found by running the report tests on nbconvert 7.1 (the floor), which validates what it exports.
+    from impilo_nb._report_html import _static_widgets
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("1")])
+    static = _static_widgets(notebook)
+    assert "outputs" not in static.cells[0] and static.cells[1].outputs == []
+    nbformat.validate(static)
+
+
 def test_hide_code_leaves_results_only(tmp_path):
     path = small_notebook(tmp_path, "secret_sauce = 6 * 7\nprint(secret_sauce)")
     html = build_report(path, tmp_path / "out", hide_code=True).html.read_text()

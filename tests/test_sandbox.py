@@ -1,11 +1,19 @@
+import ast
 import json
 import sqlite3
+import typing
+from pathlib import Path
 
 import pytest
 import requests
 
 import impilo_nb as nb
-from impilo_nb.sandbox.app import MAX_BODY_BYTES, MAX_DEPTH, MAX_TEXT_LENGTH, SafeJSONResponse
+from impilo_nb.fields import ListFilter, Match
+from impilo_nb.models import Patient, Site, WebhookLogEntry
+from impilo_nb.sandbox.limits import MAX_BODY_BYTES, MAX_DEPTH, MAX_TEXT_LENGTH
+from impilo_nb.sandbox.queries import CONDITIONS, describe
+from impilo_nb.sandbox.rendering import SafeJSONResponse
+from impilo_nb.sandbox.store import EVENT_ID_BASE
 from tests.conftest import make_patient
 
 API = "/api/v3/patient"
@@ -286,16 +294,16 @@ def test_a_failed_create_leaves_no_empty_patient(tmp_path, monkeypatch):
     store = SandboxStore(str(tmp_path / "s.db"))
     real_execute = store._db.execute
 
-    class Crash(Exception):
+    class CrashError(Exception):
         pass
 
     def crash_on_update(sql, *args):
         if sql.startswith("UPDATE patients"):
-            raise Crash  # as if the process died between the two statements
+            raise CrashError  # as if the process died between the two statements
         return real_execute(sql, *args)
 
     store._db = type("Db", (), {"execute": staticmethod(crash_on_update)})()
-    with pytest.raises(Crash):
+    with pytest.raises(CrashError):
         store.create_patient({"firstName": "A", "lastName": "B"})
     store._db = type("Db", (), {"execute": staticmethod(real_execute)})()
     assert store.list_patients(nb.sandbox.store.PatientQuery(), page=1, size=10) == ([], 0)
@@ -484,3 +492,144 @@ def test_any_content_renders():
     assert rendered["text"] == "a\ufffdb" and rendered["\ufffdkey"] == 1
     assert rendered["nan"] is None and rendered["inf"] is None and isinstance(rendered["other"], str)
     assert json.dumps(rendered["deep"]).count("[") == MAX_DEPTH - 1  # cut below the limit, not an error
+
+
+# -- the list queries come from the field tables ----------------------------------------------
+
+LOGS = "/api/v3/webhook/logs"
+
+
+def documented_parameters(sandbox, path):
+    spec = requests.get(sandbox.url + "/openapi.json", timeout=5).json()
+    return {p["name"]: p for p in spec["paths"][path]["get"]["parameters"]}
+
+
+@pytest.mark.parametrize(("path", "model"), [(API, Patient), (LOGS, WebhookLogEntry)])
+def test_every_table_row_is_a_documented_parameter_and_every_parameter_comes_from_the_tables(sandbox, path, model):
+    params = documented_parameters(sandbox, path)
+    sorts = {"sort", "sortDescending"} if hasattr(model, "SORTS") else set()
+    assert set(params) == {"page", "size"} | sorts | {row.wire for row in model.LIST_FILTERS}
+    for row in model.LIST_FILTERS:
+        assert params[row.wire]["description"] == describe(row)
+        assert (params[row.wire]["schema"]["anyOf"][0]["type"] == "array") is row.many
+    if sorts:
+        assert params["sort"]["schema"]["enum"] == list(model.SORTS)
+
+
+def test_every_kind_of_match_has_a_condition_and_a_description():
+    for kind in typing.get_args(Match):
+        assert kind in CONDITIONS and describe(ListFilter("x", ("x",), kind))
+
+
+def test_a_row_added_to_a_table_becomes_a_documented_parameter_that_filters(monkeypatch):
+    monkeypatch.setattr(
+        Patient,
+        "LIST_FILTERS",
+        (
+            *Patient.LIST_FILTERS,
+            ListFilter("phoneNumber", ("phoneNumber",), "equal"),
+            ListFilter("place", ("address.city", "address.state"), "contains_ci"),
+            ListFilter("externalIdentifierBefore", ("externalIdentifier",), "before"),
+        ),
+    )
+    monkeypatch.setattr(Patient, "SORTS", {**Patient.SORTS, "email": "email"})
+    log_filters = (*WebhookLogEntry.LIST_FILTERS, ListFilter("webhookUrl", ("webhookUrl",), "equal"))
+    monkeypatch.setattr(WebhookLogEntry, "LIST_FILTERS", log_filters)
+    with nb.Sandbox(time_scale=1000) as sandbox:
+        patients, logs = documented_parameters(sandbox, API), documented_parameters(sandbox, LOGS)
+        assert patients["place"]["description"] == (
+            'Only those whose "address.city address.state" (those fields joined by a space) contains this, ignoring case.'
+        )
+        assert {"phoneNumber", "externalIdentifierBefore"} <= set(patients) and "email" in patients["sort"]["schema"]["enum"]
+        assert logs["webhookUrl"]["description"] == "Only those whose `webhookUrl` equals this (exact match)."
+        headers = {"Impilo-API-Key": sandbox.api_key}
+        for url in ("http://192.0.2.1/a", "http://192.0.2.2/b"):  # blocked: each delivery fails at once
+            hook = {"type": "patient.created", "url": url}
+            requests.post(sandbox.url + "/api/v3/webhook", json=hook, headers=headers, timeout=5)
+        for n, city in ((1, "Springfield"), (2, "Paris"), (3, "Springfield")):
+            address = {"lineOne": "x", "city": city, "state": "IL", "zipCode": "1", "country": "USA"}
+            patient = make_patient(n, phoneNumber=f"+1 555 000 000{n}", email=f"{'zyx'[n - 1]}@example.org", address=address)
+            requests.post(sandbox.url + API, json=patient, headers=headers, timeout=5)
+
+        def listed(path, **query):
+            response = requests.get(sandbox.url + path, params=query, headers=headers, timeout=5)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        assert [p["id"] for p in listed(API, phoneNumber="+1 555 000 0002")["content"]] == [2]
+        assert [p["id"] for p in listed(API, place="FIELD il")["content"]] == [1, 3]
+        assert [p["id"] for p in listed(API, externalIdentifierBefore="ext-00002")["content"]] == [1]
+        assert [p["id"] for p in listed(API, sort="email")["content"]] == [3, 2, 1]
+        assert listed(LOGS, webhookUrl="http://192.0.2.2/b")["total"] == 3
+
+
+# -- documented-fields-only mode ---------------------------------------------------------------
+
+DOCUMENTED_LOG_FIELDS = {"id", "webhookId", "webhookType", "webhookUrl", "payload", "createTimestamp"}
+DOCUMENTED_LOG_FIELDS |= {"lastResponseStatus", "retryAttempts", "lastRetryTimestamp"}
+SANDBOX_LOG_EXTRAS = {"eventId", "status", "lastError", "nextAttemptTimestamp", "attempts"}
+
+
+@pytest.mark.parametrize("documented_only", [False, True])
+def test_documented_only_mode_leaves_out_what_the_docs_do_not_have(documented_only):
+    with nb.Sandbox(documented_only=documented_only) as sandbox:
+        headers = {"Impilo-API-Key": sandbox.api_key}
+        hook = {"type": "patient.created", "url": "http://192.0.2.1/x"}  # blocked: fails at once
+        requests.post(sandbox.url + "/api/v3/webhook", json=hook, headers=headers, timeout=5)
+        body = make_patient(1, site={"id": 7, "name": "Clinic"}, extra="dropped")
+        created = requests.post(sandbox.url + API, json=body, headers=headers, timeout=5).json()
+        sandbox.wait_for_deliveries()
+        read = requests.get(f"{sandbox.url}{API}/{created['id']}", headers=headers, timeout=5).json()
+        by_site = requests.get(sandbox.url + API, params={"siteId": 7}, headers=headers, timeout=5).json()["content"]
+        entry = requests.get(sandbox.url + LOGS, headers=headers, timeout=5).json()["content"][0]
+        frame = nb.ImpiloClient(sandbox.url, sandbox.api_key).webhooks.logs()
+    site = {"name": "Clinic", "active": None, "phoneNumber": None, "address": None}
+    assert read["site"] == ({**site, "id": 7} if not documented_only else site) and "extra" not in read
+    assert by_site == [read] and created == read  # the filter still reads the stored site id
+    assert set(entry) == DOCUMENTED_LOG_FIELDS | (set() if documented_only else SANDBOX_LOG_EXTRAS)
+    assert ("id" in json.loads(entry["payload"])["payload"]["site"]) is not documented_only  # the webhook's body too
+    assert (set(frame.columns) >= SANDBOX_LOG_EXTRAS) is not documented_only
+
+
+def test_only_model_fields_count_as_documented():
+    from impilo_nb.sandbox.documented import SANDBOX_ONLY, documented
+
+    record = {"id": 1, "firstName": "A", "lastName": "B", "site": {"id": 7, "name": "C"}, "sandboxExtra": 1}
+    assert documented(Patient, record) == {"id": 1, "firstName": "A", "lastName": "B", "site": {"name": "C"}}
+    assert documented(list[Patient], [record, "not a record"])[1] == "not a record"
+    assert set(SANDBOX_ONLY) == {Site}
+
+
+def test_the_command_line_has_a_documented_only_switch():
+    from impilo_nb.__main__ import build_parser
+
+    assert build_parser().parse_args(["sandbox", "--documented-only"]).documented_only
+    assert not build_parser().parse_args(["sandbox"]).documented_only
+
+
+# -- event ids are unique across sandbox databases -----------------------------------------
+
+
+def test_event_ids_differ_between_databases_and_rise_within_one(tmp_path):
+    firsts = []
+    for name in ("a.db", "b.db"):
+        with nb.Sandbox(db_path=tmp_path / name) as sandbox:
+            first, second = sandbox.emit("reading.weight", {}), sandbox.emit(event_type="reading.weight", payload={})
+        assert EVENT_ID_BASE < first < second < 2**53
+        firsts.append(first)
+    assert firsts[0] != firsts[1]  # the same by chance once in 2**48 runs
+    with nb.Sandbox(db_path=tmp_path / "a.db") as again:  # an existing database keeps counting
+        assert again.emit("reading.weight", {}) == firsts[0] + 2
+
+
+# -- the shape of the code ----------------------------------------------------------------------
+
+
+def test_no_function_in_the_sandbox_is_over_60_lines():
+    root = Path(nb.sandbox.__file__).parent
+    long = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    assert long == []

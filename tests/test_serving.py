@@ -6,8 +6,9 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+import impilo_nb as nb
 from impilo_nb.errors import ConfigurationError
-from impilo_nb.serving import BackgroundServer
+from impilo_nb.serving import BackgroundServer, BackgroundService
 
 
 def app():
@@ -56,3 +57,29 @@ def test_listening_socket_is_declared_tcp_so_responses_are_not_delayed():
     # without it every keep-alive response waited ~40 ms for a delayed ACK.
     with BackgroundServer(app()) as server:
         assert server._socket.proto == socket.IPPROTO_TCP
+
+
+class Hello(BackgroundService):
+    def __init__(self):
+        super().__init__(app(), host="127.0.0.1", port=0, name="hello")
+
+    def _repr_fields(self):
+        return {"greeting": "'hello'"}
+
+
+def test_a_background_service_starts_stops_and_says_where_it_listens():
+    service = Hello()
+    assert repr(service) == "Hello(stopped, greeting='hello')" and not service.running
+    with pytest.raises(ConfigurationError, match="not started yet"):
+        service.url  # noqa: B018 - the property raises
+    with service as started:
+        assert started is service and service.running
+        assert requests.get(service.url + "/", timeout=5).text == "hello"
+        assert repr(service) == f"Hello({service.url}, greeting='hello')"
+    assert not service.running
+    assert service.start() is service  # start() returns the service, and it can start again
+    service.stop()
+
+
+def test_the_sandbox_and_the_receiver_are_background_services():
+    assert issubclass(nb.Sandbox, BackgroundService) and issubclass(nb.WebhookReceiver, BackgroundService)

@@ -118,7 +118,7 @@ def _as_int(value: Any) -> int | None:
     return value if _is_int64(value) else None
 
 
-def _event_id(raw_id: Any, body: bytes) -> int:
+def _event_id(raw_id: Any, body: bytes | str) -> int:
     """The stored id: the integer itself, else the hash of its text (of the body when there is none)."""
     if raw_id is None:
         return _hash_id(body)
@@ -252,7 +252,7 @@ def normalise_delivery(data: Any, body: bytes) -> NormalisedEvent:
     return _normalise(data, body)
 
 
-def _normalise(data: Any, body: bytes) -> NormalisedEvent:
+def _normalise(data: Any, body: bytes | str) -> NormalisedEvent:
     if not isinstance(data, dict):
         raise InvalidDeliveryError(400, f"Expected a JSON object, got a JSON {type(data).__name__}.")
     if "type" in data:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 
@@ -19,7 +19,7 @@ __all__ = ["COLUMNS", "events_frame", "rejections_frame"]
 COLUMNS = ["received_at", "event_id", "type", "resource_id", "delivery_count"]
 
 #: A timestamp column's dtype: timezone-aware UTC.
-UTC_DTYPE = "datetime64[ns, UTC]"
+UTC_DTYPE: Final = "datetime64[ns, UTC]"
 
 
 def events_frame(rows: Iterable[EventRow]) -> pd.DataFrame:

@@ -6,12 +6,19 @@ from typing import Any
 
 import pandas as pd
 
+from .._extras import require
+
 __all__ = ["plot_timeline"]
 
 
 def plot_timeline(counts: pd.DataFrame, *, label: str, ax: Any = None) -> Any:
     """Bars of events per time bucket (rows of ``counts``) stacked by type (its columns);
-    ``label`` names the bucket size on the x axis. Returns the matplotlib Axes."""
+    ``label`` names the bucket size on the x axis. Returns the matplotlib Axes.
+
+    Raises:
+        ConfigurationError: matplotlib (the ``[widgets]`` extra) is not installed.
+    """
+    require("widgets", "matplotlib")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -21,7 +28,8 @@ def plot_timeline(counts: pd.DataFrame, *, label: str, ax: Any = None) -> Any:
         ax.text(0.5, 0.5, "no events yet", ha="center", va="center", transform=ax.transAxes)
     else:
         counts = counts.copy()
-        counts.index = counts.index.strftime("%H:%M:%S" if _sub_minute(counts.index) else "%H:%M")
+        buckets = pd.DatetimeIndex(counts.index)  # the rows are time buckets (EventLog.timeline)
+        counts.index = buckets.strftime("%H:%M:%S" if _sub_minute(buckets) else "%H:%M")
         counts.plot.bar(stacked=True, ax=ax, rot=0, width=0.8)
         ax.legend(title=None, fontsize="small")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))

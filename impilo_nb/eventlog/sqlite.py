@@ -146,7 +146,7 @@ class SQLiteStore:
                 (event.event_id, event.type, event.resource_id, received_at, received_at, event.envelope,
                  json.dumps(event.payload), body, json.dumps(kept_headers(headers)), remote_addr),
             ).fetchone()
-        return count
+        return int(count)  # sqlite3 rows are untyped; this column is an INTEGER
 
     def record_rejection(self, received_at: str, status: int, reason: str, remote_addr: str | None) -> None:
         with self._lock:
@@ -157,7 +157,7 @@ class SQLiteStore:
 
     def count(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT count(*) FROM events").fetchone()[0]
+            return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
 
     def version(self) -> tuple[Any, ...]:
         with self._lock:

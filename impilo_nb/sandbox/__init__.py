@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from .._constants import DEFAULT_HOST, SANDBOX_API_KEY
-from ..errors import ConfigurationError
+from .._time import poll_until
+from ..errors import ConfigurationError, FieldError, ValidationError
 from ..models import WEBHOOK_TYPES
-from ..serving import BackgroundServer
-from .app import Fault, FaultQueue, create_app
+from ..serving import BackgroundService
+from .app import create_app
 from .delivery import Dispatcher
+from .middleware import Fault, FaultQueue
 from .store import SandboxStore
 
 __all__ = ["Sandbox"]
 
 
-class Sandbox:
+class Sandbox(BackgroundService):
     """An Impilo-compatible API server in a background thread of this process.
 
         with Sandbox() as sandbox:
@@ -36,6 +37,9 @@ class Sandbox:
         allow_external_webhooks: deliver to non-loopback URLs too. Off by default, so tests
             and demos never send patient data off this machine: such deliveries are logged
             as failed with the reason "blocked: not a loopback address".
+        documented_only: answer with only the fields the public API docs document (no
+            delivery-log extras, no site id), so notebooks can be tested against a server
+            that sends nothing more (see ``sandbox/documented.py``).
     """
 
     def __init__(
@@ -48,18 +52,13 @@ class Sandbox:
         host: str = DEFAULT_HOST,
         latency_ms: float = 0.0,
         allow_external_webhooks: bool = False,
+        documented_only: bool = False,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key:
-            raise ConfigurationError("api_key must be a non-empty string (the sandbox's default is 'sandbox-key').")
-        if not isinstance(time_scale, (int, float)) or time_scale <= 0:
-            raise ConfigurationError(f"time_scale must be a positive number, got {time_scale!r}.")
-        if not isinstance(latency_ms, (int, float)) or latency_ms < 0:
-            raise ConfigurationError(f"latency_ms must be a number >= 0, got {latency_ms!r}.")
-        if not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ConfigurationError(f"port must be 0 (any free port) or 1-65535, got {port!r}.")
+        _check_settings(api_key, time_scale, latency_ms, port)
         self._api_key = api_key
         self.time_scale = float(time_scale)
         self.latency_ms = float(latency_ms)
+        self.documented_only = bool(documented_only)
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="impilo-sandbox-")
@@ -70,8 +69,15 @@ class Sandbox:
         self._faults = FaultQueue()
         self.store = SandboxStore(self.db_path)
         self.dispatcher = Dispatcher(self.store, time_scale=self.time_scale, allow_external=allow_external_webhooks)
-        self._app = create_app(self.store, self.dispatcher, api_key=api_key, latency_ms=latency_ms, faults=self._faults)
-        self._server = BackgroundServer(self._app, host=host, port=port, name="Impilo sandbox")
+        self._app = create_app(
+            self.store,
+            self.dispatcher,
+            api_key=api_key,
+            latency_ms=latency_ms,
+            faults=self._faults,
+            documented_only=documented_only,
+        )
+        super().__init__(self._app, host=host, port=port, name="Impilo sandbox")
 
     @property
     def api_key(self) -> str:
@@ -80,21 +86,17 @@ class Sandbox:
     @property
     def url(self) -> str:
         """The base URL to give ``ImpiloClient`` (``http://127.0.0.1:PORT``)."""
-        return self._server.url
-
-    @property
-    def running(self) -> bool:
-        return self._server.running
+        return super().url
 
     def start(self) -> Sandbox:
-        """Start serving; returns self so ``Sandbox().start()`` reads naturally."""
-        self._server.start()
+        """Start serving and delivering webhooks; returns self so ``Sandbox().start()`` reads naturally."""
+        super().start()
         self.dispatcher.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and, for a temporary database, delete it."""
-        self._server.stop()
+        super().stop()
         self.dispatcher.stop()
         if self._tempdir is not None:
             self.store.close()
@@ -122,15 +124,17 @@ class Sandbox:
         """API requests received so far, by HTTP method (e.g. to check a re-run wrote nothing)."""
         return dict(self._app.request_counts)
 
-    def emit(self, type: str, payload: Any) -> int:
+    def emit(self, event_type: str, payload: Any) -> int:
         """Send an event of any documented type (reading.*, device.*, order.*...) to its webhooks.
 
         Patient events fire by themselves on create and update; this is for the rest, in demos
-        and tests. Returns the event id the deliveries carry.
+        and tests. Returns the event id the deliveries carry. An unknown type is a
+        ``ValidationError`` listing the known ones (``models.WEBHOOK_TYPES``).
         """
-        if type not in WEBHOOK_TYPES:
-            raise ConfigurationError(f"Unknown event type {type!r}; one of: {', '.join(WEBHOOK_TYPES)}.")
-        return self.dispatcher.publish(type, payload)
+        if event_type not in WEBHOOK_TYPES:
+            message = f"Unknown event type {event_type!r}; one of: {', '.join(WEBHOOK_TYPES)}."
+            raise ValidationError("Sandbox.emit", [FieldError("event_type", message)])
+        return self.dispatcher.publish(event_type, payload)
 
     def retry_now(self) -> int:
         """Retry now every webhook delivery waiting for a retry, instead of at its scheduled time.
@@ -151,19 +155,19 @@ class Sandbox:
 
         Returns False if deliveries were still under way after ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
-        while self.dispatcher.pending_now():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        return poll_until(lambda: not self.dispatcher.pending_now(), timeout=timeout, interval=0.01)
 
-    def __enter__(self) -> Sandbox:
-        return self.start()
+    def _repr_fields(self) -> dict[str, str]:
+        return {"db_path": repr(self.db_path)}  # never the API key
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
-    def __repr__(self) -> str:
-        where = self.url if self.running else "stopped"
-        return f"Sandbox({where}, db_path={self.db_path!r})"
+def _check_settings(api_key: Any, time_scale: Any, latency_ms: Any, port: Any) -> None:
+    """A ``ConfigurationError`` naming the first setting ``Sandbox`` cannot use, and what it takes."""
+    if not isinstance(api_key, str) or not api_key:
+        raise ConfigurationError("api_key must be a non-empty string (the sandbox's default is 'sandbox-key').")
+    if not isinstance(time_scale, (int, float)) or time_scale <= 0:
+        raise ConfigurationError(f"time_scale must be a positive number, got {time_scale!r}.")
+    if not isinstance(latency_ms, (int, float)) or latency_ms < 0:
+        raise ConfigurationError(f"latency_ms must be a number >= 0, got {latency_ms!r}.")
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigurationError(f"port must be 0 (any free port) or 1-65535, got {port!r}.")

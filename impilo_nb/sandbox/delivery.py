@@ -20,11 +20,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import NewConnectionError
 
 from .._constants import WEBHOOK_SECRET_HEADER
 from .._version import __version__
-from ..transport import is_loopback_host
+from ..transport import is_loopback_host, never_reached_server
 from .store import SandboxStore
 
 __all__ = ["DELIVERY_TIMEOUT", "RETRY_DELAYS", "Dispatcher", "is_loopback_url"]
@@ -202,8 +201,7 @@ class Dispatcher:
         except requests.exceptions.Timeout:
             return None, f"timeout: no answer within {self.timeout:g} s"
         except requests.exceptions.ConnectionError as exc:
-            refused = isinstance(getattr(exc.args[0], "reason", None), NewConnectionError) if exc.args else False
-            return None, "connection refused" if refused else f"connection error: {type(exc).__name__}"
+            return None, "connection refused" if never_reached_server(exc) else f"connection error: {type(exc).__name__}"
         except requests.exceptions.RequestException as exc:
             return None, f"request error: {type(exc).__name__}"
         response.close()

@@ -1,6 +1,8 @@
 """The sandbox's state in one SQLite file: patients, webhooks, the secret, events, deliveries.
 
-Records are stored as the JSON the API returns; filters read them with SQLite's JSON functions.
+Records are stored as the JSON the API returns. The list filters are derived from the models'
+tables (``queries.py``); here each wire path becomes SQL: a patient's through SQLite's JSON
+functions, a delivery's through one mapping to its columns (``_DELIVERY_FIELDS``).
 One connection behind a lock: the sandbox is for one analyst, so simplicity beats concurrency.
 
 Reads never trust a stored row: the API checks what it stores, but a file may hold rows written
@@ -15,26 +17,21 @@ import contextlib
 import functools
 import json
 import logging
+import re
+import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .._time import utc_iso
+from ..fields import ListFilter, leaf_kind
+from ..models import Patient, WebhookLogEntry
+from .queries import ListQuery
 
-def utc_now_iso() -> str:
-    """Now as the API writes timestamps: ISO 8601 UTC with microseconds and a Z."""
-    return to_iso(datetime.now(UTC))
-
-
-def to_iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-__all__ = ["DeliveryQuery", "DuplicateExternalIdentifier", "PatientQuery", "SandboxStore", "utc_now_iso"]
+__all__ = ["DeliveryQuery", "DuplicateExternalIdentifierError", "PatientQuery", "SandboxStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -87,17 +84,59 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 log = logging.getLogger(__name__)
 
 
-def _field(path: str) -> str:
-    """SQL for a patient record's field at a JSON ``path``: null, not an SQL error, for a row
-    whose data is not valid JSON (see the module docstring)."""
-    return f"json_extract(CASE WHEN json_valid(data) THEN data END, '{path}')"
+#: Where event ids start in a new database: ``EVENT_ID_BASE`` plus a random number below it
+#: (see ``SandboxStore._start_event_ids``).
+EVENT_ID_BASE = 2**48
+
+#: Patient fields kept in columns of their own besides the JSON: the row's id, and the unique,
+#: indexed external identifier. The columns are the truth for a row whose JSON lacks them.
+_PATIENT_COLUMNS = {"id": "id", "externalIdentifier": "external_identifier"}
+
+_PLAIN_PATH = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*")
 
 
-_SORT_COLUMNS = {
-    "firstName": f"lower({_field('$.firstName')})",
-    "lastName": f"lower({_field('$.lastName')})",
-    "patientId": "id",
+def _patient_column(path: str) -> str:
+    """SQL for a patient record's field at a wire ``path`` (``address.zipCode``): its own column,
+    or the JSON value, null (not an SQL error) for a row whose data is not valid JSON (see the
+    module docstring)."""
+    if path in _PATIENT_COLUMNS:
+        return _PATIENT_COLUMNS[path]
+    if not _PLAIN_PATH.fullmatch(path):  # it goes into the SQL text: letters, digits and dots only
+        raise ValueError(f"Not a wire path: {path!r}; a ListFilter or sort names fields like 'address.zipCode'.")
+    return f"json_extract(CASE WHEN json_valid(data) THEN data END, '$.{path}')"
+
+
+#: The delivery log's wire fields and the SQL that gives each, for its listing and its filters
+#: alike (docs/api-decisions.md#delivery-log). Documented fields first, then the sandbox's own.
+_DELIVERY_FIELDS = {
+    "id": "id",
+    "webhookId": "webhook_id",
+    "webhookType": "webhook_type",
+    "webhookUrl": "webhook_url",
+    "payload": "body",
+    "createTimestamp": "created_at",
+    "lastResponseStatus": "last_response_status",
+    "retryAttempts": "max(attempts - 1, 0)",  # the attempts after the first
+    "lastRetryTimestamp": "last_retry_at",
+    "eventId": "event_id",
+    "status": "state",
+    "lastError": "last_error",
+    "nextAttemptTimestamp": "next_attempt_at",  # epoch seconds here; ISO text in the entry
 }
+
+
+def _delivery_column(path: str) -> str:
+    try:
+        return _DELIVERY_FIELDS[path]
+    except KeyError:
+        raise ValueError(f"The delivery log has no field {path!r}; one of: {', '.join(_DELIVERY_FIELDS)}.") from None
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just wrote (sqlite3 types ``lastrowid`` as optional)."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("SQLite reported no row id after an INSERT.")
+    return cursor.lastrowid
 
 
 def _record(row_id: int, data: str | bytes) -> dict[str, Any]:
@@ -113,7 +152,7 @@ def _record(row_id: int, data: str | bytes) -> dict[str, Any]:
     return record
 
 
-class DuplicateExternalIdentifier(Exception):
+class DuplicateExternalIdentifierError(Exception):
     """Another patient already has this external identifier."""
 
     def __init__(self, external_identifier: str, existing_id: int):
@@ -122,97 +161,28 @@ class DuplicateExternalIdentifier(Exception):
         super().__init__(f"externalIdentifier {external_identifier!r} is already used by patient {existing_id}")
 
 
-@dataclass
-class PatientQuery:
-    """The List Patients filters, already parsed (docs/api-decisions.md#list-patients)."""
+@dataclass(frozen=True)
+class PatientQuery(ListQuery):
+    """A List Patients query (docs/api-decisions.md#list-patients); by default every patient, by id."""
 
-    ids: Sequence[int] = ()
-    site_ids: Sequence[int] = ()
-    external_identifiers: Sequence[str] = ()
-    email: str | None = None
-    name: str | None = None
-    archived: bool | None = None
-    enrolled: bool | None = None
-    date_of_birth_min: str | None = None
-    date_of_birth_max: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-    sort: str = "patientId"
-    sort_descending: bool = False
-
-    def where(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        args: list[Any] = []
-
-        def any_of(column: str, values: Sequence[Any]) -> None:
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-            args.extend(values)
-
-        if self.ids:
-            any_of("id", self.ids)
-        if self.site_ids:
-            any_of(_field("$.site.id"), self.site_ids)
-        if self.external_identifiers:
-            any_of("external_identifier", self.external_identifiers)
-        if self.email is not None:
-            clauses.append(f"lower({_field('$.email')}) = lower(?)")
-            args.append(self.email)
-        if self.name:
-            # Case-insensitive substring of "first last" (the docs leave matching open).
-            clauses.append(f"lower({_field('$.firstName')} || ' ' || {_field('$.lastName')}) LIKE ? ESCAPE '\\'")
-            escaped = self.name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{escaped}%")
-        for flag, value in (("archived", self.archived), ("enrolled", self.enrolled)):
-            if value is not None:
-                clauses.append(f"coalesce({_field(f'$.{flag}')}, 0) = ?")
-                args.append(int(value))
-        if self.date_of_birth_min:
-            clauses.append(f"{_field('$.dateOfBirth')} >= ?")
-            args.append(self.date_of_birth_min)
-        if self.date_of_birth_max:
-            clauses.append(f"{_field('$.dateOfBirth')} <= ?")
-            args.append(self.date_of_birth_max)
-        if self.postal_code is not None:
-            clauses.append(f"{_field('$.address.zipCode')} = ?")
-            args.append(self.postal_code)
-        if self.country is not None:
-            clauses.append(f"lower({_field('$.address.country')}) = lower(?)")
-            args.append(self.country)
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+    filters: tuple[ListFilter, ...] = Patient.LIST_FILTERS
+    sort: str | None = "id"
 
     def order_by(self) -> str:
+        """Sorted by the ``sort`` path, text ignoring case; ties go by id."""
         direction = "DESC" if self.sort_descending else "ASC"
-        column = _SORT_COLUMNS[self.sort]
+        path = self.sort or "id"
+        column = _patient_column(path)
+        if leaf_kind(Patient, path) == "text":
+            column = f"lower({column})"
         return f" ORDER BY {column} {direction}, id {direction}"
 
 
-@dataclass
-class DeliveryQuery:
-    """The webhook-logs filters (docs/api-decisions.md#delivery-log); timestamps as ISO strings."""
+@dataclass(frozen=True)
+class DeliveryQuery(ListQuery):
+    """A webhook-logs query (docs/api-decisions.md#delivery-log); always newest first."""
 
-    webhook_type: str | None = None
-    retry_attempts_min: int | None = None
-    retry_attempts_max: int | None = None
-    last_response_status: int | None = None
-    start_last_retry: str | None = None
-    end_last_retry: str | None = None
-    start: str | None = None
-    end: str | None = None  # exclusive
-
-    def where(self) -> tuple[str, list[Any]]:
-        conditions = [
-            ("webhook_type = ?", self.webhook_type),
-            ("max(attempts - 1, 0) >= ?", self.retry_attempts_min),
-            ("max(attempts - 1, 0) <= ?", self.retry_attempts_max),
-            ("last_response_status = ?", self.last_response_status),
-            ("last_retry_at >= ?", self.start_last_retry),
-            ("last_retry_at <= ?", self.end_last_retry),
-            ("created_at >= ?", self.start),
-            ("created_at < ?", self.end),
-        ]
-        used = [(sql, value) for sql, value in conditions if value is not None]
-        where = " WHERE " + " AND ".join(sql for sql, _ in used) if used else ""
-        return where, [value for _, value in used]
+    filters: tuple[ListFilter, ...] = WebhookLogEntry.LIST_FILTERS
 
 
 class SandboxStore:
@@ -227,6 +197,26 @@ class SandboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._start_event_ids()
+
+    def _start_event_ids(self) -> None:
+        """In a new database, make event ids start at ``EVENT_ID_BASE`` plus a random offset.
+
+        Why: the event id is every receiver's de-duplication key (docs/api-decisions.md#event-ids).
+        Counted from 1 in each database, the events of a fresh sandbox (``connect()``'s temporary
+        one, ``make lab RESET=1``) would reuse the ids of an earlier one, and an event log kept
+        across them would merge unrelated events as redeliveries. A random start in [2^48, 2^49)
+        makes a clash between two databases vanishingly unlikely, while ids stay int64 and keep
+        increasing within one database. They also always have 15 digits (easy to mask in
+        notebook outputs) and stay below 2^53, so JavaScript and float64 columns hold them exactly.
+        A database that already has its counter (it has held events) keeps it.
+        """
+        start = EVENT_ID_BASE + secrets.randbits(48)
+        self._db.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'events', ?"
+            " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')",
+            (start,),
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -278,7 +268,7 @@ class SandboxStore:
 
     def list_patients(self, query: PatientQuery, *, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
         """One page (1-based) of matching patients, and the total count of matches."""
-        where, args = query.where()
+        where, args = query.where(_patient_column)
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM patients{where}", args).fetchone()[0]
             rows = self._db.execute(
@@ -291,7 +281,7 @@ class SandboxStore:
             return
         row = self._db.execute("SELECT id FROM patients WHERE external_identifier = ?", (external_identifier,)).fetchone()
         if row and row[0] != own_id:
-            raise DuplicateExternalIdentifier(external_identifier, row[0])
+            raise DuplicateExternalIdentifierError(external_identifier, row[0])
 
     # -- webhooks -----------------------------------------------------------------------------
 
@@ -344,18 +334,21 @@ class SandboxStore:
         Returns the event id and the new delivery ids. The body is fixed now, so every retry
         sends the same bytes and the same event id.
         """
-        now = utc_now_iso()
+        now = utc_iso()
         with self._lock, self._transaction():
-            event_id = self._db.execute(
+            event = self._db.execute(
                 "INSERT INTO events (type, payload, created_at) VALUES (?, ?, ?)", (type_, json.dumps(payload), now)
-            ).lastrowid
+            )
+            event_id = _inserted_id(event)
             body = json.dumps({"id": event_id, "type": type_, "payload": payload})
             delivery_ids = [
-                self._db.execute(
-                    "INSERT INTO deliveries (event_id, webhook_id, webhook_type, webhook_url, body, created_at,"
-                    " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (event_id, hook["id"], type_, hook["url"], body, now, due),
-                ).lastrowid
+                _inserted_id(
+                    self._db.execute(
+                        "INSERT INTO deliveries (event_id, webhook_id, webhook_type, webhook_url, body, created_at,"
+                        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (event_id, hook["id"], type_, hook["url"], body, now, due),
+                    )
+                )
                 for hook in self.list_webhooks(type_)
             ]
         return event_id, delivery_ids
@@ -376,7 +369,7 @@ class SandboxStore:
         self, delivery_id: int, *, attempt: int, status: int | None, error: str | None, state: str, next_attempt_at: float | None
     ) -> None:
         """Write one attempt's outcome and what happens next."""
-        now = utc_now_iso()
+        now = utc_iso()
         with self._lock, self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, response_status, error)"
@@ -391,37 +384,21 @@ class SandboxStore:
 
     def list_deliveries(self, query: DeliveryQuery, *, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
         """One page of delivery log entries in the API's shape (newest first), and the total."""
-        where, args = query.where()
+        where, args = query.where(_delivery_column)
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM deliveries{where}", args).fetchone()[0]
             rows = self._db.execute(
-                "SELECT id, webhook_id, webhook_type, webhook_url, body, created_at, last_response_status, attempts,"
-                f" last_retry_at, event_id, state, last_error, next_attempt_at FROM deliveries{where}"
-                " ORDER BY id DESC LIMIT ? OFFSET ?",
+                f"SELECT {', '.join(_DELIVERY_FIELDS.values())} FROM deliveries{where} ORDER BY id DESC LIMIT ? OFFSET ?",
                 [*args, size, (page - 1) * size],
             ).fetchall()
             history = self._attempts([row[0] for row in rows])
         entries = []
         for row in rows:
-            entries.append(
-                {
-                    "id": row[0],
-                    "webhookId": row[1],
-                    "webhookType": row[2],
-                    "webhookUrl": row[3],
-                    "payload": row[4],
-                    "createTimestamp": row[5],
-                    "lastResponseStatus": row[6],
-                    "retryAttempts": max(row[7] - 1, 0),
-                    "lastRetryTimestamp": row[8],
-                    # Beyond the documented fields: what a person debugging a delivery wants next.
-                    "eventId": row[9],
-                    "status": row[10],
-                    "lastError": row[11],
-                    "nextAttemptTimestamp": to_iso(datetime.fromtimestamp(row[12], UTC)) if row[12] else None,
-                    "attempts": history.get(row[0], []),
-                }
-            )
+            entry = dict(zip(_DELIVERY_FIELDS, row, strict=True))
+            due = entry["nextAttemptTimestamp"]
+            entry["nextAttemptTimestamp"] = utc_iso(datetime.fromtimestamp(due, UTC)) if due else None
+            entry["attempts"] = history.get(entry["id"], [])  # the sandbox's own, like the fields after lastRetryTimestamp
+            entries.append(entry)
         return entries, total
 
     def _attempts(self, delivery_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -20,6 +20,8 @@ import io
 import json
 import threading
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import ipywidgets as w
 import pandas as pd
@@ -44,7 +46,7 @@ DEFAULT_MAX_ROWS = 50
 TIMELINE_TAB = 2
 
 
-class WebhookLogView(Snapshot, w.VBox):
+class WebhookLogView(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no types: VBox is Any
     """A live view of ``log`` (kept as ``view.event_log``).
 
     ``view.refresh()`` re-reads it now; ``view.close()`` stops watching.
@@ -92,8 +94,8 @@ class WebhookLogView(Snapshot, w.VBox):
         super().__init__([controls, self.counts, self.tabs])
 
         self._clock = time.monotonic  # tests swap in a fake clock to check the timing rules
-        self._seen_version: tuple | None = None
-        self._plotted_version: tuple | None = None
+        self._seen_version: tuple[Any, ...] | None = None
+        self._plotted_version: tuple[Any, ...] | None = None
         self._plotted_at = 0.0
         self._refresh_seconds = 0.0
         self._lock = threading.RLock()
@@ -149,7 +151,9 @@ class WebhookLogView(Snapshot, w.VBox):
             self.type_filter.value = current if current in options else ALL_TYPES
 
     def _update_picker(self) -> None:
-        options = [(_event_label(row), int(row.event_id)) for row in self.frame.head(self.max_rows).itertuples()]
+        # Any: pandas types an itertuples() field only as "some scalar"; event_id is never missing.
+        rows: Iterable[Any] = self.frame.head(self.max_rows).itertuples()
+        options = [(_event_label(row), int(row.event_id)) for row in rows]
         current = self.event_picker.value
         self.event_picker.options = options
         values = [value for _, value in options]
@@ -176,7 +180,7 @@ class WebhookLogView(Snapshot, w.VBox):
     # -- the timeline ------------------------------------------------------------------------
 
     def _timeline_shown(self) -> bool:
-        return self.tabs.selected_index == TIMELINE_TAB
+        return bool(self.tabs.selected_index == TIMELINE_TAB)
 
     def _timeline_opened(self) -> None:
         if self._timeline_shown():
@@ -189,7 +193,7 @@ class WebhookLogView(Snapshot, w.VBox):
             if version != self._plotted_version:
                 self._draw_timeline(version)
 
-    def _draw_timeline(self, version: tuple) -> None:
+    def _draw_timeline(self, version: tuple[Any, ...]) -> None:
         with self._lock:
             self.timeline.value = _timeline_png(self.event_log)
             self.timeline.layout.display = None
@@ -256,7 +260,7 @@ def _filtered(full: pd.DataFrame, event_type: str, text: str) -> pd.DataFrame:
     return frame.iloc[::-1].reset_index(drop=True)
 
 
-def _event_label(row) -> str:
+def _event_label(row: Any) -> str:
     when = row.received_at.strftime("%H:%M:%S")
     resource = f" · id {row.resource_id}" if pd.notna(row.resource_id) else ""
     repeats = f" · ×{row.delivery_count}" if row.delivery_count > 1 else ""
@@ -267,10 +271,8 @@ def _counts_html(full: pd.DataFrame, shown: int) -> str:
     if full.empty:
         return "<i>No events yet. Deliveries appear here as they arrive.</i>"
     counts = full["type"].value_counts()
-    badges = " ".join(
-        f"<span style='background:#eef;border-radius:4px;padding:1px 6px;margin-right:4px'>{html.escape(t)}: <b>{n}</b></span>"
-        for t, n in counts.items()
-    )
+    badge = "<span style='background:#eef;border-radius:4px;padding:1px 6px;margin-right:4px'>{}: <b>{}</b></span>"
+    badges = " ".join(badge.format(html.escape(str(t)), n) for t, n in counts.items())
     total = f"{len(full)} event{'s' * (len(full) != 1)}"
     return f"<div>{total} ({shown} shown) {badges}</div>"
 

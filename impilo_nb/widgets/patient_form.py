@@ -81,7 +81,7 @@ def _make_widget(spec: _Spec) -> w.ValueWidget:
     return w.Text(description=spec.label, style=_STYLE, layout=_WIDE)
 
 
-class PatientForm(Snapshot, w.VBox):
+class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no types: VBox is Any
     """Every field of a patient, validated as you type. Creates, or loads and saves (PUT).
 
     ``form.fields[path]`` are the inputs (``"firstName"``, ``"address.city"``, ``"site.active"``...),
@@ -388,7 +388,7 @@ def _show(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-class PatientSearch(Snapshot, w.VBox):
+class PatientSearch(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no types: VBox is Any
     """Find patients by name, email or external identifier; choosing one opens it in ``.form``."""
 
     SEARCH_FIELDS = (("Name", "name"), ("Email", "email"), ("External id", "external_identifier"))
