@@ -168,13 +168,21 @@ class ImpiloClient:
             )
         except requests.exceptions.RequestException as exc:
             raise transport.connection_error(exc, method, url, self.timeout) from None
+        except ValueError as exc:  # requests parses a Location even when not following it
+            raise UnexpectedResponseError(
+                f"{method} {url}: the answer could not be read ({exc}); nothing was followed.", method=method, url=url
+            ) from None
 
     def _redirect_target(self, method: str, url: str, response: requests.Response) -> str:
         """Where a redirect may be followed to, or a ``RedirectError`` saying why not."""
         status = response.status_code
-        target = urljoin(response.url or url, response.headers["location"])
+        location = response.headers["location"]
         response.close()
-        if transport.origin(target) != self._origin:
+        try:
+            target = urljoin(response.url or url, location)
+        except ValueError:  # not a URL at all ("http://[::1/")
+            target = location
+        if transport.origin(target) is None or transport.origin(target) != self._origin:
             raise RedirectError(
                 f"{method} {url} was redirected ({status}) to {target}, another origin. Not followed: the API key "
                 f"is only ever sent to {self.base_url}. If the API has moved, set base_url (or {c.ENV_BASE_URL}) "
@@ -232,6 +240,10 @@ def _check_base_url(base_url: str | None, allow_insecure_http: bool) -> str:
             f"base_url {base_url!r} is plain http to another machine: the API key and patient data would cross the "
             "network unencrypted. Use https://, or pass allow_insecure_http=True if the network is yours (a test "
             "server on a private network)."
+        )
+    if transport.origin(base_url.strip()) is None:
+        raise ConfigurationError(
+            f"base_url {base_url!r} is ambiguous: no backslashes, spaces or control characters, and a port from 1 to 65535."
         )
     path = parts.path.rstrip("/")
     for prefix in API_PREFIXES:  # the client adds /api/v3 to every path itself

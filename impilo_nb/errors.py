@@ -30,6 +30,7 @@ text, the ``str()`` and the ``repr()`` of every error built afterwards (``redact
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -85,8 +86,12 @@ _secrets_lock = threading.Lock()
 def register_secret(secret: str | None) -> None:
     """Mask ``secret`` in every error text built from now on (API keys, webhook secrets)."""
     if isinstance(secret, str) and len(secret) >= MIN_SECRET_CHARS:
-        # The forms a server may echo it in: as is, URL-encoded, JSON-escaped.
-        forms = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+        # The forms a server may echo it in: as is, URL-encoded (either case of hex, '/' kept or
+        # not), JSON-escaped, HTML-escaped, base64.
+        encoded = {quote(secret, safe=""), quote(secret)}
+        forms = {secret, *encoded, *(re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), e) for e in encoded)}
+        forms |= {json.dumps(secret)[1:-1], html.escape(secret)}
+        forms |= {base64.b64encode(secret.encode()).decode(), base64.urlsafe_b64encode(secret.encode()).decode()}
         with _secrets_lock:
             _secrets.update(forms)
 
@@ -219,7 +224,10 @@ class APIStatusError(APIError):
         self.response = response
         self.body = redact(body)
         self.request_id = str(redact(request_id)) if request_id is not None else None
-        self.field_errors = [FieldError(fe.field, str(redact(fe.message))) for fe in field_errors or []]
+        self.field_errors = [
+            FieldError(str(redact(fe.field)) if fe.field is not None else None, str(redact(fe.message)))
+            for fe in field_errors or []
+        ]
         super().__init__(message, method=method, url=url, attempts=attempts)
 
     def __str__(self) -> str:
@@ -294,10 +302,10 @@ def error_from_response(response: requests.Response, *, attempts: int | None = N
     body: Any = None
     message = ""
     field_errors: list[FieldError] = []
-    text = response.text or ""
+    text = str(redact(response.text or ""))  # before any cut: a cut-off secret is not masked
     try:
         body = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = text
     if isinstance(body, dict):
         message = str(body.get("message") or body.get("detail") or body.get("error") or "")

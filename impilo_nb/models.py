@@ -460,9 +460,14 @@ class Webhook(WireModel):
 
 def check_http_url(value: Any) -> Any:
     """``value`` if it is an absolute http(s) URL; else a field error saying so."""
-    if isinstance(value, str) and re.match(r"^https?://[^/\s:?#]+", value):
+    from .transport import origin
+
+    if isinstance(value, str) and re.match(r"^https?://[^/\s:?#]+", value) and origin(value) is not None:
         return value
-    raise _error("webhook_url", f"Must be an http:// or https:// URL, got {value!r}.")
+    raise _error(
+        "webhook_url",
+        f"Must be an http:// or https:// URL without spaces, backslashes or control characters, got {value!r}.",
+    )
 
 
 class WebhookUrlChange(WireModel):

@@ -10,7 +10,7 @@ Each resource holds the client and knows its paths; nothing else does. Names fol
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -84,9 +84,21 @@ def _query_value(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, (date, datetime)):
         return value.isoformat()
-    if isinstance(value, (list, tuple, set)):
-        return [_query_value(v) for v in value]
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping)):
+        # Any collection (a Series, an array, an Index, a range) is a list of values; missing
+        # ones are left out, so an empty or all-missing one matches nobody (see Patients.page).
+        return [_query_value(v.item() if hasattr(v, "item") else v) for v in value if not _is_missing(v)]
     return value
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN, NaT or pandas' NA (the only values not equal to themselves, or not comparable)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:  # pandas.NA refuses to be a bool
+        return True
 
 
 class Patients:
@@ -116,12 +128,13 @@ class Patients:
     def get(self, patient_id: int) -> Patient:
         """The patient with this Impilo id; ``NotFoundError`` when there is none."""
         patient_id = check_id(patient_id, "patientId")
-        return read_record(Patient, self._client.request("GET", f"{self.PATH}/{patient_id}"))
+        return read_record(Patient, self._client.request("GET", f"{self.PATH}/{patient_id}"), expected_id=patient_id)
 
     def update(self, patient_id: int, patient: Patient | Mapping[str, Any]) -> Patient:
         """Replace the whole record (PUT): fields left out become empty."""
-        response = self.send_update(check_id(patient_id, "patientId"), _as_patient(patient))
-        return read_record(Patient, response, written="the patient may have been updated")
+        patient_id = check_id(patient_id, "patientId")
+        response = self.send_update(patient_id, _as_patient(patient))
+        return read_record(Patient, response, written="the patient may have been updated", expected_id=patient_id)
 
     def send_update(self, patient_id: int, patient: Patient) -> requests.Response:
         """PUT an already validated patient and return the raw response (see ``send_create``)."""
@@ -136,7 +149,7 @@ class Patients:
         body = changes.to_api(exclude_unset=True)
         body.pop("id", None)
         response = self._client.request("PATCH", f"{self.PATH}/{patient_id}", json=body)
-        return read_record(Patient, response, written="the patient may have been changed")
+        return read_record(Patient, response, written="the patient may have been changed", expected_id=patient_id)
 
     def find_by_external_id(self, external_identifier: str) -> Patient | None:
         """The patient whose external identifier is exactly this one, or None.
@@ -248,7 +261,7 @@ class Webhooks:
 
     def get(self, webhook_id: int) -> Webhook:
         webhook_id = check_id(webhook_id, "webhookId")
-        return read_record(Webhook, self._client.request("GET", f"{self.PATH}/{webhook_id}"))
+        return read_record(Webhook, self._client.request("GET", f"{self.PATH}/{webhook_id}"), expected_id=webhook_id)
 
     def update_url(self, webhook_id: int, url: str) -> Webhook:
         """Point a webhook at a new URL (the API answers 400 when it is unchanged)."""

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from .errors import FieldError, UnexpectedResponseError, ValidationError
+from .errors import FieldError, UnexpectedResponseError, ValidationError, redact
 from .models import Page, WireModel
 
 __all__ = ["decode_json", "json_kind", "read_page", "read_record", "readable"]
@@ -29,17 +29,17 @@ def decode_json(response: requests.Response) -> Any:
         return None
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond what Python can parse
         request = response.request
         raise UnexpectedResponseError(
             f"{request.method} {request.path_url} answered {response.status_code} with a body that is not JSON: "
-            f"{response.text[:200]!r}. Is the base URL the API itself, not a web page or a proxy's login?",
+            f"{str(redact(response.text))[:200]!r}. Is the base URL the API itself, not a web page or a proxy's login?",
             method=request.method,
             url=response.url,
         ) from None
 
 
-def read_record(model: type[M], response: requests.Response, *, written: str | None = None) -> M:
+def read_record(model: type[M], response: requests.Response, *, written: str | None = None, expected_id: int | None = None) -> M:
     """The record a successful response carries, read leniently as ``model``.
 
     A body that is not such a record (empty, ``[]``, another shape) is an
@@ -51,9 +51,12 @@ def read_record(model: type[M], response: requests.Response, *, written: str | N
         if not isinstance(data, dict):
             raise ValidationError(model.__name__, [FieldError(None, f"expected a JSON object, got {json_kind(data)}")])
         record = model.from_api(data)
-        if "id" in model.model_fields and getattr(record, "id", None) is None:
+        found = getattr(record, "id", None)
+        if "id" in model.model_fields and found is None:
             # A stored record always has its server-assigned id; without one this is not the record.
             raise ValidationError(model.__name__, [FieldError("id", "missing: a stored record always has one")])
+        if expected_id is not None and (found != expected_id or isinstance(found, bool)):
+            raise ValidationError(model.__name__, [FieldError("id", f"{found!r}, not the {expected_id} asked for")])
         return record
     except ValidationError as exc:
         request = response.request

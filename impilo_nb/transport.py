@@ -31,11 +31,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     InvalidHeader,
+    LocationParseError,
     MaxRetryError,
     NewConnectionError,
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from . import _constants as c
@@ -166,12 +168,24 @@ def attempts(response: requests.Response) -> int:
     return len(getattr(retries, "history", ())) + 1
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """A URL's origin (scheme, host, port), default ports made explicit: what the key is bound to."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
+def origin(url: str) -> tuple[str, str, int | None] | None:
+    """A URL's origin (scheme, host, port; default ports made explicit), as the connection would
+    be made: what the key is bound to. None when the URL is ambiguous, which a caller must treat
+    as "another origin": a backslash, whitespace or a control character (parsers disagree on
+    where such a host ends: ``http://evil\\@api/`` is ``api`` to one and ``evil`` to requests),
+    a bad port, or parsers that disagree on the host."""
+    if "\\" in url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return None
+    try:
+        parsed = parse_url(url)  # what requests and urllib3 connect with
+        other = urlsplit(url)
+        other_host, other_port = (other.hostname or "").lower(), other.port
+    except (LocationParseError, ValueError):
+        return None
+    scheme, host = (parsed.scheme or "").lower(), (parsed.host or "").lower().strip("[]")
+    if not host or host != other_host or parsed.port != other_port:
+        return None
+    return scheme, host, parsed.port or {"http": 80, "https": 443}.get(scheme)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -561,3 +561,60 @@ def test_filters_are_sent_in_the_wire_spelling_with_lists_as_repeated_parameters
     url = adapter.requests[0].path_url
     assert "externalIdentifier=a%2Cb&externalIdentifier=c" in url
     assert "dateOfBirthMin=1980-01-02" in url and "archived=false" in url
+
+
+# -- found by an attack on the fixes above ------------------------------------------------------
+
+
+@pytest.mark.parametrize("location", ["{other}\\\\@{api}/x", "http://127.0.0.1:99999/", "http://[::1/", "http://h:1:2/"])
+def test_an_ambiguous_or_broken_location_is_never_followed(location):
+    with HostileServer(lambda seen: raw(200, PATIENT)) as elsewhere:
+        other = elsewhere.url.replace("127.0.0.1", "localhost")
+        with HostileServer(lambda seen: raw(302, headers={"Location": location.format(other=other, api="127.0.0.1:1")})) as api:
+            with pytest.raises(nb.UnexpectedResponseError):  # RedirectError, or a Location that is no URL
+                hostile_client(api).patients.get(7)
+    assert elsewhere.seen == []
+
+
+def test_a_key_is_masked_however_the_server_encodes_or_cuts_it():
+    import base64
+    import re
+    from urllib.parse import quote
+
+    key = "sk/live+Key=0123456789-abcdefgh"
+    lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(key, safe=""))
+    echoes = [lower_hex, quote(key), base64.b64encode(key.encode()).decode(), "x" * 190 + key]
+    for echo in echoes:
+        with HostileServer(lambda seen, echo=echo: raw(200, f"<html>{echo}</html>")) as api:
+            with pytest.raises(nb.UnexpectedResponseError) as caught:
+                nb.ImpiloClient(base_url=api.url, api_key=key, max_retries=0).patients.get(7)
+        assert key[:12] not in str(caught.value) and echo[-20:] not in str(caught.value), echo
+    with HostileServer(lambda seen: raw(400, {"fieldErrors": [{"field": key, "message": "x"}]})) as api:
+        with pytest.raises(nb.BadRequestError) as caught:
+            nb.ImpiloClient(base_url=api.url, api_key=key, max_retries=0).patients.get(7)
+    assert key not in repr(caught.value.field_errors)
+
+
+def test_any_empty_collection_filter_matches_nobody():
+    import numpy as np
+    import pandas as pd
+
+    with HostileServer(lambda seen: raw(200, {"content": [PATIENT], "page": 1, "size": 1, "total": 1, "first": True,
+                                              "last": True})) as api:
+        patients = hostile_client(api).patients
+        for empty in (np.array([]), pd.Series([], dtype="Int64"), range(0), [None], pd.Series([pd.NA], dtype="Int64")):
+            assert list(patients.list(id=empty)) == []
+    assert api.seen == []
+
+
+@pytest.mark.parametrize("body", [{**PATIENT, "id": 8}, {**PATIENT, "id": True}])
+def test_a_record_for_another_id_is_not_the_answer(body):
+    with HostileServer(lambda seen: raw(200, body)) as api:
+        with pytest.raises(nb.UnexpectedResponseError, match="not the 7 asked for"):
+            hostile_client(api).patients.get(7)
+
+
+def test_json_nested_beyond_python_is_an_unexpected_response():
+    with HostileServer(lambda seen: raw(200, "[" * 100_000 + "]" * 100_000, headers={"Content-Type": "application/json"})) as api:
+        with pytest.raises(nb.UnexpectedResponseError):
+            hostile_client(api).patients.get(7)

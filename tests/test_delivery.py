@@ -328,3 +328,12 @@ def test_receiver_secret_mismatch_is_retried_not_lost(held_api, held_sandbox, lo
 def test_direct_post_to_the_api_is_not_affected(fast_sandbox):
     # Sanity: the dispatcher's own HTTP use leaves the API reachable and unauthenticated calls refused.
     assert requests.get(fast_sandbox.url + "/api/v3/webhook", timeout=HANG_GUARD).status_code == 401
+
+
+def test_a_url_that_parsers_read_differently_is_not_loopback():
+    from impilo_nb.sandbox.delivery import is_loopback_url
+
+    assert not is_loopback_url("http://evil.example\\@127.0.0.1:9/hook")
+    assert not is_loopback_url("http://[::1/hook") and is_loopback_url("http://[::1]:9/hook")
+    with pytest.raises(nb.ValidationError):
+        nb.Webhook(type="patient.created", url="http://localhost:9\\@127.0.0.1:1/hook")

@@ -14,19 +14,21 @@ exactly when they say, never depending on how fast the machine is.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from .._constants import WEBHOOK_SECRET_HEADER
 from .._version import __version__
-from ..transport import is_loopback_host, never_reached_server
+from ..transport import is_loopback_host, never_reached_server, origin
 from .store import SandboxStore
 
 __all__ = ["DELIVERY_TIMEOUT", "RETRY_DELAYS", "Dispatcher", "is_loopback_url"]
+
+log = logging.getLogger("impilo_nb.sandbox")
 
 #: Seconds after a failed attempt before the next one (docs/api-decisions.md#retry-schedule): 15, 30, 60 minutes.
 RETRY_DELAYS = (15 * 60, 30 * 60, 60 * 60)
@@ -42,7 +44,8 @@ BLOCKED = "blocked: not a loopback address"
 
 def is_loopback_url(url: str) -> bool:
     """Whether ``url`` names this machine by a loopback IP or ``localhost`` (no DNS lookup)."""
-    return is_loopback_host(urlsplit(url).hostname or "")
+    found = origin(url)  # parsed as requests would connect; None for an ambiguous URL
+    return found is not None and is_loopback_host(found[1])
 
 
 class Dispatcher:
@@ -160,6 +163,8 @@ class Dispatcher:
                     self._cond.wait(self._due[0][0] - now if self._due else None)
             try:
                 self._attempt(delivery_id)
+            except Exception:  # a worker must outlive any one delivery, or later events wait forever
+                log.exception("delivery %s failed unexpectedly; the worker goes on", delivery_id)
             finally:
                 with self._cond:
                     self._running.discard(delivery_id)
