@@ -309,6 +309,19 @@ def _wire_path(column: str, known: set[str]) -> str | None:
     return camel if camel in known else None
 
 
+def _impilo_id(value: Any) -> tuple[Any, str | None]:
+    """An id cell as an Impilo id: a whole number (an integral float from a column with gaps
+    too) or ASCII digits; never a bool, a fraction or another script's digits, so a cell such
+    as 2.7, True or "٣" can never update patient 2, 1 or 3."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, None
+    if isinstance(value, float) and value.is_integer():
+        return int(value), None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip()), None
+    return value, f"id must be a whole number such as 42, got {value!r}."
+
+
 def _match_keys(
     rows: list[dict[Hashable, Any]], labels: list[Any], key_column: Any, key: str
 ) -> tuple[dict[int, Action], dict[int, Any]]:
@@ -323,10 +336,7 @@ def _match_keys(
         if value is None:
             error = f"No {key}: it is needed to find this patient on later runs."
         elif key == "id":
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                error = f"id must be a whole number, got {value!r}."
+            value, error = _impilo_id(value)
         if error is None and value in seen:
             # Position and label: a label alone may name several rows (pd.concat repeats them).
             first = seen[value]

@@ -317,3 +317,13 @@ def test_a_row_laid_over_a_stored_record_leaves_the_stored_record_as_it_was():
     base = {"firstName": "A", "address": {"city": "Durban", "zipCode": "4001"}}
     record = nb.bulk._row_record({"city": "Cape Town"}, {"city": "address.city"}, base)
     assert record["address"] == {"city": "Cape Town", "zipCode": "4001"} and base["address"]["city"] == "Durban"
+
+
+@pytest.mark.parametrize("cell", [2.7, True, "٣", "2 3", "x"])
+def test_an_id_cell_that_is_not_a_whole_number_updates_nobody(client, sandbox, cell):
+    for n in (1, 2, 3):
+        client.patients.create(make_patient(n))
+    before = sandbox.request_counts().get("PUT", 0)
+    frame = pd.DataFrame({"id": [cell], "firstName": ["Changed"], "lastName": ["Name"]}, dtype=object)
+    results = nb.bulk.upsert_patients(client, frame, key="id", progress=False)
+    assert results.loc[0, "status"] == "invalid" and sandbox.request_counts().get("PUT", 0) == before

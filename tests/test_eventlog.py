@@ -331,3 +331,15 @@ def test_an_empty_file_becomes_a_log(tmp_path):
     (tmp_path / "events.db").touch()
     with EventLog(tmp_path / "events.db") as opened:
         assert opened.record_body(body(1)) == 1
+
+
+def test_a_database_with_a_foreign_events_table_is_left_untouched(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, what TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(ConfigurationError, match="not an event log"):
+        EventLog(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]

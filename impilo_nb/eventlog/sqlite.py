@@ -29,6 +29,9 @@ __all__ = ["DEFAULT_SYNCHRONOUS", "SQLiteStore"]
 #: See the module docstring: FULL makes every acknowledged event survive a power loss.
 DEFAULT_SYNCHRONOUS = "FULL"
 
+#: Columns an existing ``events`` table must have to be taken for an event log.
+EVENT_COLUMNS = frozenset({"seq", "event_id", "type", "resource_id", "received_at", "delivery_count", "payload", "body"})
+
 #: The first 16 bytes of every SQLite database file (an empty file is a database not yet written).
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -102,6 +105,14 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
                 f"{path} is a SQLite database of something else (tables: {shown}), not an event log; it was left"
                 " untouched. Give a new file name for the event log."
             )
+        if "events" in tables:
+            columns = {name for (_, name, *_rest) in db.execute("PRAGMA table_info(events)")}
+            if not columns >= EVENT_COLUMNS:
+                raise ConfigurationError(
+                    f"{path} has an 'events' table that is not an event log's (no {', '.join(sorted(EVENT_COLUMNS - columns))});"
+                    " it was left untouched. Give a new file name for the event log."
+                )
+        # Only now is anything written: the checks above read, so a refused file stays as it was.
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.executescript(_SCHEMA)
