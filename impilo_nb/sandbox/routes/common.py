@@ -13,7 +13,7 @@ from ..checks import CheckedRoute
 from ..delivery import Dispatcher
 from ..documented import DocumentedOnlyRoute, documented
 from ..limits import MAX_ID
-from ..problems import COMMON_ERRORS
+from ..problems import COMMON_ERRORS, SandboxProblemError
 from ..store import SandboxStore
 
 __all__ = ["API", "RouteContext", "id_path", "page_envelope"]
@@ -42,6 +42,13 @@ class RouteContext:
     def shown(self, shape: Any, content: Any) -> Any:
         """``content`` as the API shows it elsewhere than in a response (a webhook's payload)."""
         return documented(shape, content) if self.documented_only else content
+
+
+def found(record: dict[str, Any] | None, what: str, record_id: int) -> dict[str, Any]:
+    """``record``, or the API's 404 naming what was asked for (``Patient 7 not found.``)."""
+    if record is None:
+        raise SandboxProblemError(404, f"{what} {record_id} not found.")
+    return record
 
 
 def id_path(alias: str, description: str) -> Any:

@@ -19,7 +19,7 @@ from ..problems import CONFLICT, NOT_FOUND, SandboxProblemError
 from ..queries import ListTable, SortedListParameters
 from ..rendering import SafeJSONResponse
 from ..store import DuplicateExternalIdentifierError, PatientQuery
-from .common import RouteContext, id_path, page_envelope
+from .common import RouteContext, found, id_path, page_envelope
 
 __all__ = ["known_fields", "router"]
 
@@ -38,10 +38,7 @@ def _add_writes(api: APIRouter, context: RouteContext) -> None:
     store = context.store
 
     def load(patient_id: int) -> dict[str, Any]:
-        record = store.get_patient(patient_id)
-        if record is None:
-            raise SandboxProblemError(404, f"Patient {patient_id} not found.")
-        return record
+        return found(store.get_patient(patient_id), "Patient", patient_id)
 
     def save(patient_id: int, patient: Patient) -> dict[str, Any]:
         try:

@@ -18,7 +18,7 @@ from ..problems import NOT_FOUND, SandboxProblemError
 from ..queries import ListParameters, ListTable
 from ..rendering import SafeJSONResponse
 from ..store import DeliveryQuery
-from .common import RouteContext, id_path, page_envelope
+from .common import RouteContext, found, id_path, page_envelope
 
 __all__ = ["router"]
 
@@ -60,10 +60,7 @@ def _add_items(api: APIRouter, context: RouteContext) -> None:
     store = context.store
 
     def load(webhook_id: int) -> dict[str, Any]:
-        hook = store.get_webhook(webhook_id)
-        if hook is None:
-            raise SandboxProblemError(404, f"Webhook {webhook_id} not found.")
-        return hook
+        return found(store.get_webhook(webhook_id), "Webhook", webhook_id)
 
     @api.get("/webhook/{webhookId}", response_model=Webhook, tags=["webhooks"], responses=NOT_FOUND)
     def get_webhook(webhook_id: int = _WEBHOOK_ID) -> SafeJSONResponse:
