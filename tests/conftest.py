@@ -40,3 +40,16 @@ def make_patient(n: int = 1, **overrides) -> dict:
     }
     record.update(overrides)
     return record
+
+
+#: The event-log backends every event-log and receiver test runs against. tests/pg.py adds
+#: "postgresql" (a real server started for the session).
+LOG_BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def log_target(request, tmp_path):
+    """Where a fresh, empty event log lives for this test: a SQLite path, or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "events.db"
+    raise AssertionError(f"unknown event-log backend {request.param!r}")

@@ -17,8 +17,8 @@ def body(event_id=1, type_="patient.created", **payload) -> bytes:
 
 
 @pytest.fixture
-def log(tmp_path):
-    with EventLog(tmp_path / "events.db") as opened:
+def log(log_target):
+    with EventLog(log_target) as opened:
         yield opened
 
 

@@ -13,8 +13,8 @@ SECRET = "whsec-test-123"
 
 
 @pytest.fixture
-def log(tmp_path):
-    return nb.EventLog(tmp_path / "events.db")
+def log(log_target):
+    return nb.EventLog(log_target)
 
 
 @pytest.fixture
