@@ -30,6 +30,7 @@ its Retry-After (``ImpiloClient`` does that), and no row's failure stops the oth
 from __future__ import annotations
 
 import copy
+import reprlib
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -264,6 +265,7 @@ def _column_problems(names: pd.Index) -> list[FieldError]:
         )
         for name in repeated
     ]
+    problems += _same_field_twice(names)
     for name in dict.fromkeys(n for n in names if n in RESULT_COLUMNS):
         problems.append(
             FieldError(
@@ -274,6 +276,25 @@ def _column_problems(names: pd.Index) -> list[FieldError]:
             )
         )
     return problems
+
+
+def _same_field_twice(names: pd.Index) -> list[FieldError]:
+    """Two spellings of one field (``firstName`` and ``first_name``): which one would win is a
+    guess, so neither is taken."""
+    known = _known_paths()
+    by_path: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        if isinstance(name, str) and (path := _wire_path(name, known)) is not None:
+            by_path.setdefault(path, []).append(name)
+    return [
+        FieldError(
+            spellings[0],
+            f"Columns {', '.join(repr(n) for n in spellings)} all name the field {path!r}, so a row's value is "
+            f"ambiguous; keep one, e.g. frame.drop(columns={spellings[1:]!r}).",
+        )
+        for path, spellings in by_path.items()
+        if len(spellings) > 1
+    ]
 
 
 def _refused(field_name: str, message: str) -> ValidationError:
@@ -335,6 +356,8 @@ def _match_keys(
         error = None
         if value is None:
             error = f"No {key}: it is needed to find this patient on later runs."
+        elif not isinstance(value, (str, int, float)):
+            error = f"{key} must be one text or number value, got {reprlib.repr(value)}."
         elif key == "id":
             value, error = _impilo_id(value)
         if error is None and value in seen:

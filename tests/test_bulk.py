@@ -97,6 +97,25 @@ def test_repeated_column_names_are_refused(client):
     assert caught.value.field_errors[0].field == "email" and "more than once" in str(caught.value)
 
 
+def test_two_spellings_of_one_field_are_refused_before_any_request(client, sandbox):
+    source = frame_of(make_patient(1)).assign(first_name=["Other"])  # firstName is there too
+    before = sandbox.request_counts()
+    with pytest.raises(nb.ValidationError) as caught:
+        upsert_patients(client, source, progress=False)
+    assert caught.value.field_errors[0].field == "firstName"
+    assert "'firstName', 'first_name' all name the field 'firstName'" in str(caught.value)
+    assert sandbox.request_counts() == before
+
+
+def test_a_key_cell_that_is_a_list_makes_that_row_invalid_not_the_run(client):
+    source = pd.concat([frame_of(make_patient(1)), frame_of(make_patient(2))], ignore_index=True)
+    source["externalIdentifier"] = source["externalIdentifier"].astype(object)
+    source.at[0, "externalIdentifier"] = ["ext-1", "ext-2"]
+    results = upsert_patients(client, source, progress=False)
+    assert results["status"].tolist() == ["invalid", "created"]
+    assert "one text or number value" in results["error"].iloc[0]
+
+
 def test_changed_rows_are_updated_and_columns_absent_from_the_file_are_kept(client):
     created = client.patients.create(make_patient(1, enrolled=True))
     source = pd.DataFrame({"externalIdentifier": ["ext-00001"], "firstName": ["Anna"], "lastName": ["Last1"]})
