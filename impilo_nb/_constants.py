@@ -4,6 +4,11 @@
 #: ten leaves room for a slow network without hanging a notebook cell for minutes.
 DEFAULT_TIMEOUT = 10.0
 
+#: An answer's whole body must arrive within this many timeouts of its headers: each read has
+#: ``timeout``, and the sum is bounded too, so a server sending a byte every few seconds cannot
+#: hold a cell for ever.
+BODY_TIMEOUTS = 3
+
 #: How many times a failed request is retried (so up to 1 + 3 attempts).
 DEFAULT_MAX_RETRIES = 3
 
@@ -54,3 +59,8 @@ SANDBOX_API_KEY = "sandbox-key"
 
 #: Where servers listen unless told otherwise: this machine only.
 DEFAULT_HOST = "127.0.0.1"
+
+#: The largest answer body the client reads (after gzip is undone), in bytes. A full page of 250
+#: patients is well under 1 MiB; the cap stops a broken or hostile server (or a gzip bomb) from
+#: filling a notebook's memory.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024

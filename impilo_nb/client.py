@@ -59,7 +59,8 @@ class ImpiloClient:
             trailing ``/api/v3`` (or ``/api``) is accepted and dropped.
         api_key: sent as ``Impilo-API-Key``, only ever to ``base_url``'s origin; default
             ``$IMPILO_API_KEY``.
-        timeout: seconds to wait to connect and for each read.
+        timeout: seconds to wait to connect and for each read; a whole answer must arrive
+            within ``BODY_TIMEOUTS`` (3) times that, and be at most ``MAX_RESPONSE_BYTES`` (32 MiB).
         max_retries: retries after a connection error or a 429/502/503/504, with exponential
             backoff and jitter, honouring ``Retry-After`` (see ``impilo_nb.transport`` for the
             rule that keeps a retried POST from creating a patient twice).
@@ -163,9 +164,14 @@ class ImpiloClient:
         self._wait_if_paused()
         headers = {**self.headers, c.API_KEY_HEADER: self._api_key}
         try:
-            return self._session.request(
-                method, url, params=params, json=json, headers=headers, timeout=self.timeout, allow_redirects=False
+            response = self._session.request(
+                method, url, params=params, json=json, headers=headers, timeout=self.timeout, allow_redirects=False,
+                stream=True,
             )
+            transport.read_body(
+                response, method=method, max_bytes=c.MAX_RESPONSE_BYTES, deadline_s=self.timeout * c.BODY_TIMEOUTS
+            )
+            return response
         except requests.exceptions.RequestException as exc:
             raise transport.connection_error(exc, method, url, self.timeout) from None
         except ValueError as exc:  # requests parses a Location even when not following it

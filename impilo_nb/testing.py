@@ -15,6 +15,7 @@ keeps every request sent, so a test can prove that invalid input sent nothing.
 
 from __future__ import annotations
 
+import io
 import json as jsonlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class MockAdapter(BaseAdapter):
         reply = self.handler(request)
         response = requests.Response()
         response.status_code = reply.status
-        response._content = reply.content()
+        response.raw = io.BytesIO(reply.content())  # read as a real body is: streamed, or all at once
         headers = {"Content-Type": "application/json"} if reply.json is not None else {}
         response.headers = CaseInsensitiveDict({**headers, **reply.headers})
         response.url = request.url or ""

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -30,22 +31,24 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    DecodeError,
     InvalidHeader,
     LocationParseError,
     MaxRetryError,
     NewConnectionError,
+    ProtocolError,
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.response import BaseHTTPResponse
 from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from . import _constants as c
-from .errors import APIConnectionError, APITimeoutError
+from .errors import APIConnectionError, APITimeoutError, UnexpectedResponseError
 
 if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
-    from urllib3.response import BaseHTTPResponse
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -258,3 +261,50 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
         seen.add(id(inner))
         exc = inner
+
+
+def read_body(response: requests.Response, *, method: str, max_bytes: int, deadline_s: float) -> None:
+    """Read a streamed answer's body into ``response`` (so ``.content``/``.json()`` work as usual),
+    refusing one larger than ``max_bytes`` once decoded (a gzip bomb stops at the cap, not after
+    inflating) or still arriving ``deadline_s`` after its headers (a server that trickles a byte
+    per read would otherwise beat any per-read timeout for ever)."""
+    started = time.monotonic()
+    chunks, size = [], 0
+    try:
+        for chunk in _pieces(response):
+            size += len(chunk)
+            if size > max_bytes:
+                raise UnexpectedResponseError(
+                    f"{method} {response.url}: the answer is larger than {max_bytes // (1024 * 1024)} MiB, far more than"
+                    " any API answer; reading stopped there. Is the base URL the API itself?" + maybe_written(method),
+                    method=method, url=response.url,
+                )
+            if time.monotonic() - started > deadline_s:
+                raise APITimeoutError(
+                    f"{method} {response.url}: the answer was still arriving {deadline_s:g}s after it began; reading"
+                    " stopped. The server or network is very slow; retry later or raise timeout=." + maybe_written(method),
+                    method=method, url=response.url,
+                )
+            chunks.append(chunk)
+    finally:
+        response.close()
+    response._content = b"".join(chunks)  # what requests itself sets when it reads a body
+
+
+def _pieces(response: requests.Response, size: int = 64 * 1024) -> Iterator[bytes]:
+    """The decoded body in pieces as they arrive: ``read1`` returns what one read brought, where
+    ``iter_content`` would wait for a whole piece (and a trickling server could hold it for ever).
+    Failures are requests' own exceptions, as ``iter_content`` raises them."""
+    raw = response.raw
+    if not isinstance(raw, BaseHTTPResponse):  # a test transport's file-like body
+        yield from response.iter_content(chunk_size=size)
+        return
+    try:
+        while piece := raw.read1(size, decode_content=True):
+            yield piece
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except (ReadTimeoutError, SSLError) as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc

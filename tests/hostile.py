@@ -1,5 +1,5 @@
 """A hostile API server for client tests: real HTTP on loopback, answering with exactly the bytes
-a test chooses (redirects anywhere, echoed keys, wrong shapes, bodies cut short), and keeping
+a test chooses (redirects anywhere, echoed keys, wrong shapes, bodies cut short or trickled), and keeping
 every request it received, headers included, so a test can prove what was (not) sent."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,8 +40,10 @@ def raw(
 class HostileServer:
     """``respond(seen) -> bytes`` decides each answer; ``.seen`` keeps every request."""
 
-    respond: Callable[[Seen], bytes]
+    respond: Callable[[Seen], bytes | list[bytes]]
     seen: list[Seen] = field(default_factory=list)
+    #: Seconds between the pieces of an answer given as a list of bytes.
+    gap: float = 0.0
 
     def __post_init__(self) -> None:
         server = self
@@ -54,8 +57,14 @@ class HostileServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 seen = Seen(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
                 server.seen.append(seen)
-                self.wfile.write(server.respond(seen))
-                self.wfile.flush()
+                answer = server.respond(seen)
+                try:
+                    for piece in [answer] if isinstance(answer, bytes) else answer:  # pieces: a trickle
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        time.sleep(server.gap)
+                except OSError:  # the client gave up: that is what trickle tests expect
+                    pass
                 self.close_connection = True
 
             def log_message(self, *args: object) -> None:

@@ -618,3 +618,22 @@ def test_json_nested_beyond_python_is_an_unexpected_response():
     with HostileServer(lambda seen: raw(200, "[" * 100_000 + "]" * 100_000, headers={"Content-Type": "application/json"})) as api:
         with pytest.raises(nb.UnexpectedResponseError):
             hostile_client(api).patients.get(7)
+
+
+def test_an_answer_that_inflates_past_the_cap_is_refused_not_read_into_memory(monkeypatch):
+    import gzip
+
+    monkeypatch.setattr(nb._constants, "MAX_RESPONSE_BYTES", 1024 * 1024)
+    bomb = gzip.compress(b"[" + b"0," * 2_000_000 + b"0]")  # 4 MB of JSON, 8 kB on the wire
+    answer = raw(200, bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    with HostileServer(lambda seen: answer) as api, pytest.raises(nb.UnexpectedResponseError) as caught:
+        hostile_client(api).patients.get(7)
+    assert "larger than 1 MiB" in str(caught.value)
+
+
+def test_an_answer_that_trickles_in_is_cut_off_although_every_read_is_quick():
+    head = raw(200, b"", headers={"Content-Type": "application/json"}, length=10_000)
+    pieces = [head] + [b" "] * 10_000  # one byte per gap, each read well within the timeout
+    with HostileServer(lambda seen: pieces, gap=0.05) as api, pytest.raises(nb.APITimeoutError) as caught:
+        hostile_client(api, timeout=0.3).patients.get(7)
+    assert "still arriving" in str(caught.value)
