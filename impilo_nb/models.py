@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
@@ -250,7 +251,7 @@ class Address(WireModel):
             return self
         required = _required_when_sent(Address)
         data = self.model_dump(by_alias=True)
-        missing = [name for name in required if not (data.get(name) or "").strip()]
+        missing = [name for name in required if is_blank(data.get(name) or "")]
         if missing:
             raise _error("address_incomplete", f"An address needs {', '.join(required)}; missing: {', '.join(missing)}.")
         return self
@@ -318,8 +319,8 @@ class Patient(WireModel):
     def _name_present(cls, value: Any, info: ValidationInfo) -> Any:
         if _is_lenient(info) and isinstance(value, str):
             return value
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise _error("missing", "This field is required.")
+        if value is None or (isinstance(value, str) and is_blank(value)):
+            raise _error("missing", "This field is required (invisible characters alone do not count).")
         return value
 
     @field_validator("date_of_birth", mode="before")
@@ -395,6 +396,13 @@ class PatientPatch(Patient):
 
     first_name: str | None = Field(default=None, json_schema_extra=NON_BLANK)  # type: ignore[assignment]
     last_name: str | None = Field(default=None, json_schema_extra=NON_BLANK)  # type: ignore[assignment]
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: only spaces and invisible characters (zero-width
+    spaces, joiners, byte-order marks, controls), which would make a name look empty in every
+    list while passing a plain ``strip()``."""
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in text)
 
 
 def parse_date(value: Any) -> dt.date | None:

@@ -189,3 +189,14 @@ def test_a_server_record_without_names_is_read_with_empty_names():
     assert (page.content[0].first_name, page.content[0].last_name) == ("", "")
     with pytest.raises(ValidationError):
         Patient.model_validate({"id": 1})  # what users send is still checked
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200b\u200d", "\ufeff ", "\u2028", "\x00"])
+def test_a_name_of_invisible_characters_is_missing(invisible):
+    with pytest.raises(ValidationError) as caught:
+        Patient(first_name=invisible, last_name="Rivera")
+    assert caught.value.field_errors[0].field == "firstName"
+
+
+def test_a_name_with_a_joiner_inside_visible_letters_is_kept():
+    assert Patient(first_name="Zo\u200de", last_name="Rivera").first_name == "Zo\u200de"
