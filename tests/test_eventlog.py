@@ -8,8 +8,8 @@ import threading
 import pandas as pd
 import pytest
 
-from impilo_nb import ConfigurationError, EventLog, InvalidDeliveryError
-from impilo_nb.eventlog import MAX_DEPTH, NormalisedEvent, normalise_delivery
+from impilo_nb import ConfigurationError, EventLog, InvalidDeliveryError, ValidationError
+from impilo_nb.eventlog import MAX_DEPTH, NormalisedEvent, normalise_delivery, parse_delivery
 
 
 def body(event_id=1, type_="patient.created", **payload) -> bytes:
@@ -80,12 +80,14 @@ def test_non_integer_event_ids_become_stable_integers():
 def test_secret_and_credential_headers_are_not_stored(log):
     log.record_body(body(1), headers={"Impilo-Webhook-Secret": "s3cret", "impilo-api-key": "k", "User-Agent": "x"})
     assert log.get(1)["headers"] == {"User-Agent": "x"}
-    with open(log.path, "rb") as raw:
-        assert b"s3cret" not in raw.read()
+    if log.path is not None:  # a SQLite file: not in its bytes either
+        with open(log.path, "rb") as raw:
+            assert b"s3cret" not in raw.read()
 
 
-def test_file_is_private(log):
-    assert stat.S_IMODE(os.stat(log.path).st_mode) == 0o600
+def test_file_is_private(tmp_path):
+    with EventLog(tmp_path / "events.db") as log:
+        assert stat.S_IMODE(os.stat(log.path).st_mode) == 0o600
 
 
 def test_survives_reopening(tmp_path):
@@ -343,3 +345,332 @@ def test_a_database_with_a_foreign_events_table_is_left_untouched(tmp_path):
     with pytest.raises(ConfigurationError, match="not an event log"):
         EventLog(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+
+
+# -- frame() built column by column: the same frame as flattening row by row (issue 14) -------
+
+#: Payloads that exercise every rule of the flattening: nested and null objects, lists, flags
+#: mixed with text, floats and NaN, integers past 64 bits, dotted keys, scalar and null payloads.
+VARIED_BODIES = [
+    {"id": 1, "type": "patient.created", "payload": {"id": 7, "firstName": "Ana", "address": {"city": "X", "zip": None},
+                                                     "tags": ["a", "b"], "flag": True, "count": None}},
+    {"id": 2, "type": "patient.updated", "payload": {"id": 8, "address": None, "site": {"id": 2, "address": {"city": "Y"}},
+                                                     "flag": False, "score": 1.5, "count": 3}},
+    {"id": 3, "type": "patient.updated", "payload": {"id": 9, "firstName": None, "extra": {"deep": {"x": 1}},
+                                                     "big": 2**70, "flag": "yes"}},
+    {"event": "patient.updated", "data": {"id": "12", "name": "John"}},
+    {"id": 5, "type": "x.list", "payload": [1, 2]},
+    {"id": 6, "type": "x.null", "payload": None},
+    {"id": 7, "type": "x.none"},
+    {"id": 8, "type": "x.dotted", "payload": {"a.b": 1, "a": {"b": 2}, "c": {}}},
+    {"id": 9, "type": "x.nan", "payload": {"score": float("nan"), "n": 1, "address": {"city": "Z"}}},
+    {"id": 10, "type": "patient.updated", "payload": {"id": 7, "firstName": "Ana", "address": {"zip": "1", "city": "X"}}},
+]
+
+
+def reference_frame(log) -> pd.DataFrame:
+    """What frame() gave before it was built by columns: a dict per row through flatten_record."""
+    from impilo_nb.eventlog.frames import COLUMNS, UTC_DTYPE, _tidy_exactly
+    from impilo_nb.models import flatten_record
+
+    fixed = log.frame(columns=COLUMNS)
+    records = []
+    for row in fixed.to_dict("records"):
+        record = dict(row)
+        data = log.get(int(row["event_id"]))["payload"]
+        if isinstance(data, dict):
+            record.update(flatten_record(data, "payload."))
+        elif data is not None:
+            record["payload"] = data
+        records.append(record)
+    frame = pd.DataFrame(records, columns=None if records else COLUMNS, dtype=object)
+    frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True).astype(UTC_DTYPE)
+    for col in ("event_id", "resource_id", "delivery_count"):
+        frame[col] = frame[col].astype("Int64")
+    frame["type"] = frame["type"].astype("string")
+    for col in frame.columns[len(COLUMNS):]:
+        frame[col] = _tidy_exactly(frame[col])
+    return frame
+
+
+def record_varied(log):
+    for data in VARIED_BODIES:
+        log.record_body(json.dumps(data).encode())
+    log.record_body(json.dumps(VARIED_BODIES[0]).encode())  # a redelivery
+
+
+def test_frame_equals_flattening_each_row(log):
+    record_varied(log)
+    frame = log.frame()
+    pd.testing.assert_frame_equal(frame, reference_frame(log))
+    assert list(frame.columns[5:8]) == ["payload.id", "payload.firstName", "payload.address.city"]
+    assert frame["payload.big"].tolist()[2] == 2**70 and frame["payload.a.b"].tolist()[7] == 2
+    assert frame["payload"].tolist()[4] == [1, 2] and str(frame["payload.flag"].dtype) == "object"
+
+
+def test_rows_stored_before_the_flat_form_read_the_same(tmp_path):
+    with EventLog(tmp_path / "e.db") as log:
+        record_varied(log)
+        expected = log.frame()
+    with sqlite3.connect(tmp_path / "e.db") as db:  # as a log written by an older version holds them
+        db.execute("UPDATE events SET shape = NULL, flat = NULL WHERE event_id % 2 = 0")
+    with EventLog(tmp_path / "e.db") as log:
+        pd.testing.assert_frame_equal(log.frame(), expected)
+
+
+def test_frame_selects_columns_in_the_order_asked(log):
+    record_varied(log)
+    frame = log.frame(columns=["payload.address.city", "type", "event_id"])
+    assert list(frame.columns) == ["payload.address.city", "type", "event_id"]
+    pd.testing.assert_frame_equal(frame, log.frame()[["payload.address.city", "type", "event_id"]])
+    assert list(log.frame(columns=["type"]).columns) == ["type"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "says"),
+    [
+        (["type", "recieved_at"], "Unknown: 'recieved_at'"),
+        (["type", "type"], "'type' is given twice"),
+        ("type", "Give a list of column names"),
+        (["payload.firstname"], "No event read has 'payload.firstname'. The payload columns there are: payload.id,"),
+    ],
+)
+def test_frame_columns_are_checked_and_unknown_ones_named(log, columns, says):
+    record_varied(log)
+    with pytest.raises(ValidationError) as caught:
+        log.frame(columns=columns)
+    assert says in str(caught.value)
+
+
+def test_frame_limit_keeps_the_newest_and_after_seq_reads_only_what_is_new(log):
+    for n in range(1, 6):
+        log.record_body(body(n))
+    newest = log.frame(limit=2)
+    assert newest["event_id"].tolist() == [4, 5]
+    last_seq = log.frame().attrs["last_seq"]
+    assert last_seq == log.version()[1]
+    assert log.frame(after_seq=last_seq).empty and log.frame(after_seq=last_seq).attrs["last_seq"] is None
+    log.record_body(body(6))
+    log.record_body(body(2))  # a redelivery adds no row
+    assert log.frame(after_seq=last_seq)["event_id"].tolist() == [6]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("limit", -1), ("limit", "5"), ("after_seq", 1.5), ("type", 5), ("since", "yesterday")]
+)
+def test_frame_arguments_are_checked(log, name, value):
+    with pytest.raises(ValidationError, match=name):
+        log.frame(**{name: value})
+
+
+# -- timeline(): counted by the database, at most ~150 bars -------------------------------------
+
+
+def record_at(log, when: str, event_id: int, type_="patient.updated"):
+    """Store a delivery as received at ``when`` (the store takes the time; EventLog stamps now)."""
+    from impilo_nb.eventlog.frames import flat_payload
+
+    raw = body(event_id, type_)
+    event = parse_delivery(raw)
+    shape, flat = flat_payload(event.payload)
+    log._store.record(event, when, body=raw, headers=None, remote_addr=None, position=event_id, shape=shape, flat=flat)
+
+
+def test_timeline_picks_a_round_width_for_at_most_150_bars(log):
+    record_at(log, "2025-01-01T00:00:10.000000Z", 1)
+    record_at(log, "2025-01-01T00:00:20.000000Z", 2, "patient.created")
+    record_at(log, "2025-01-03T23:59:59.999999Z", 3)
+    counts = log.timeline()
+    assert counts.attrs["freq"] == "30min" and len(counts) <= 150
+    assert str(counts.index.dtype) == "datetime64[ns, UTC]" and counts.index[0] == pd.Timestamp("2025-01-01", tz="UTC")
+    assert counts.sum().to_dict() == {"patient.created": 1, "patient.updated": 2}
+    assert (counts.iloc[1:-1] == 0).all().all()  # zero-filled between
+
+
+def test_timeline_with_an_explicit_width(log):
+    record_at(log, "2025-01-01T00:00:10.000000Z", 1)
+    record_at(log, "2025-01-01T02:30:00.000000Z", 2)
+    counts = log.timeline("1h")
+    assert counts.index.tolist() == [pd.Timestamp(f"2025-01-01T0{h}:00", tz="UTC") for h in range(3)]
+    assert counts["patient.updated"].tolist() == [1, 0, 1] and counts.attrs["freq"] == "1h"
+
+
+@pytest.mark.parametrize("freq", ["MS", "banana", "500ms", "0s"])
+def test_timeline_refuses_a_width_that_is_not_whole_seconds(log, freq):
+    record_at(log, "2025-01-01T00:00:10.000000Z", 1)
+    with pytest.raises(ValidationError, match="freq"):
+        log.timeline(freq)
+
+
+# -- latest(): each resource's newest known state (issue 13) ------------------------------------
+
+
+def patient_event(event_id, resource_id, type_="patient.updated", **payload):
+    return json.dumps({"id": event_id, "type": type_, "payload": {"id": resource_id, **payload}}).encode()
+
+
+def test_latest_prefers_the_higher_event_id_whatever_the_arrival_order(log):
+    log.record_body(patient_event(10, 1, email="new@example.org"))
+    log.record_body(patient_event(5, 1, "patient.created", email="old@example.org"))  # older, delivered late
+    log.record_body(patient_event(10, 1, email="new@example.org"))  # a redelivery
+    log.record_body(patient_event(7, 2, email="two@example.org"))
+    latest = log.latest()
+    assert list(latest.columns[:5]) == ["resource_id", "event_id", "received_at", "type", "source"]
+    assert latest[["resource_id", "event_id", "payload.email"]].values.tolist() == [
+        [1, 10, "new@example.org"], [2, 7, "two@example.org"]]
+    assert latest["source"].tolist() == ["delivery", "delivery"] and str(latest["resource_id"].dtype) == "Int64"
+
+
+def test_latest_keeps_one_family_and_skips_events_without_a_resource(log):
+    log.record_body(patient_event(1, 1))
+    log.record_body(patient_event(2, 1, "device.lowBattery"))
+    log.record_body(json.dumps({"id": 3, "type": "patient.updated", "payload": {"note": "no id"}}).encode())
+    assert log.latest()["event_id"].tolist() == [1]
+    assert log.latest(family="device")["event_id"].tolist() == [2]
+    assert log.latest(family="order").empty
+
+
+def test_guide_shaped_events_are_newest_by_arrival(log):
+    for name in ("first", "second"):
+        log.record_body(json.dumps({"event": "patient.updated", "data": {"id": 3, "name": name}}).encode())
+    assert log.latest()["payload.name"].tolist() == ["second"]
+
+
+def test_a_backfill_beats_what_was_received_and_loses_to_a_later_higher_id(log):
+    log.record_body(patient_event(10, 1, email="stale@example.org"))
+    log.record_body(patient_event(20, 2, email="other@example.org"))
+    assert log.record_backfill(1, {"id": 1, "email": "api@example.org"}) is True
+    row = log.latest().iloc[0]
+    assert (row["type"], row["source"], row["payload.email"]) == ("patient.backfill", "backfill", "api@example.org")
+    assert row["event_id"] < 0 and log.get(int(row["event_id"]))["headers"] == {}
+    log.record_body(patient_event(15, 1, email="older@example.org"))  # older than the log's newest: loses
+    assert log.latest()["payload.email"].tolist()[0] == "api@example.org"
+    log.record_body(patient_event(21, 1, email="newer@example.org"))
+    assert log.latest()["payload.email"].tolist()[0] == "newer@example.org"
+    assert "patient.backfill" in set(log.frame()["type"])
+
+
+def test_recording_the_same_backfill_twice_adds_nothing(log):
+    log.record_body(patient_event(10, 1))
+    assert log.record_backfill(1, {"id": 1, "email": "a@example.org"}) is True
+    assert log.record_backfill(1, {"email": "a@example.org", "id": 1}) is False  # key order does not matter
+    assert log.record_backfill(1, {"id": 1, "email": "b@example.org"}) is True  # another state
+    assert len(log) == 3
+    log.record_body(patient_event(11, 2))
+    assert log.record_backfill(1, {"id": 1, "email": "a@example.org"}) is True  # something new arrived since
+    body_of = dict(log.bodies([int(log.latest()["event_id"].iloc[0])]))
+    (raw,) = body_of.values()
+    assert set(json.loads(raw)) == {"id", "type", "payload"}
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ((0, {}), "resource_id"), ((True, {}), "resource_id"), (("5", {}), "resource_id"), ((2**63, {}), "resource_id"),
+        ((1, [1]), "payload"), ((1, {"x": float("nan")}), "payload"), ((1, {"x": object()}), "payload"),
+        ((1, {"id": 2}), "payload"), ((1, {"x": "\ud800"}), "payload"),
+    ],
+)
+def test_record_backfill_checks_its_arguments(log, args, field):
+    with pytest.raises(ValidationError) as caught:
+        log.record_backfill(*args)
+    assert caught.value.field_errors[0].field == field and len(log) == 0
+
+
+def test_record_backfill_checks_the_family(log):
+    with pytest.raises(ValidationError, match="family"):
+        log.record_backfill(1, {}, family="patient.x")
+    with pytest.raises(ValidationError, match="family"):
+        log.latest(family="")
+
+
+# -- bodies and replay/forward attempts ---------------------------------------------------------
+
+
+def test_bodies_are_given_back_as_received_in_arrival_order(log):
+    raws = [body(3), body(1), json.dumps({"event": "x.y", "data": {}}).encode()]
+    for raw in raws:
+        log.record_body(raw)
+    assert [raw for _, raw in log.bodies()] == raws
+    assert list(log.bodies([1, 999, 3])) == [(3, raws[0]), (1, raws[1])]
+    assert list(log.bodies([])) == []
+    with pytest.raises(ValidationError, match="event_ids"):
+        log.bodies(["3"])
+
+
+def test_attempts_round_trip(log):
+    log.record_body(body(1))
+    log.record_attempt(event_id=1, kind="replay", target="http://127.0.0.1:9/hook", status_code=200, latency_ms=3.5)
+    log.record_attempt(event_id=1, kind="forward", target="http://127.0.0.1:9/hook", status_code=None, latency_ms=0,
+                       error="connection refused", attempted_at="2025-01-01T00:00:00Z")
+    attempts = log.attempts()
+    assert list(attempts.columns) == ["event_id", "kind", "target", "attempted_at", "status_code", "latency_ms", "error"]
+    assert attempts["kind"].tolist() == ["replay", "forward"] and attempts["status_code"].tolist()[0] == 200
+    assert attempts["status_code"].isna().tolist() == [False, True]
+    assert str(attempts["attempted_at"].dtype) == "datetime64[ns, UTC]" and str(attempts["status_code"].dtype) == "Int64"
+    assert attempts["attempted_at"].iloc[1] == pd.Timestamp("2025-01-01", tz="UTC")
+
+
+def test_attempts_are_checked_and_credentials_never_stored(log):
+    with pytest.raises(ValidationError) as caught:
+        log.record_attempt(event_id="1", kind="resend", target="http://user:hunter2secret@127.0.0.1/", status_code=42,
+                           latency_ms=-1, attempted_at="not a time")
+    fields = [fe.field for fe in caught.value.field_errors]
+    assert fields == ["event_id", "kind", "target", "status_code", "latency_ms", "attempted_at"]
+    assert "hunter2secret" not in str(caught.value) and log.attempts().empty
+
+
+# -- a log written by the first schema -----------------------------------------------------------
+
+#: The events table as the first version created it (no source, position, shape, flat).
+OLD_SCHEMA = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id INTEGER NOT NULL UNIQUE, type TEXT NOT NULL,
+    resource_id INTEGER, received_at TEXT NOT NULL, last_received_at TEXT NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 1, envelope TEXT NOT NULL, payload TEXT, body BLOB NOT NULL,
+    headers TEXT NOT NULL, remote_addr TEXT
+);
+CREATE TABLE rejections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL,
+    remote_addr TEXT
+);
+CREATE INDEX events_received_at ON events (received_at);
+"""
+
+
+def test_a_log_of_the_first_schema_opens_keeps_its_events_and_gains_the_columns(tmp_path):
+    path = tmp_path / "old.db"
+    guide = json.dumps({"event": "patient.updated", "data": {"id": 4, "name": "G"}})
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+        for seq, (event_id, envelope, raw) in enumerate([(9, "impilo", patient_event(9, 1, email="b")),
+                                                           (5, "impilo", patient_event(5, 1, email="a")),
+                                                           (77, "guide", guide.encode())]):
+            data = json.loads(raw)
+            payload = data.get("payload", data.get("data"))
+            db.execute(
+                "INSERT INTO events (event_id, type, resource_id, received_at, last_received_at, envelope, payload, body,"
+                " headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+                (event_id, data.get("type", "patient.updated"), payload["id"], f"2025-01-01T00:00:0{seq}.000000Z",
+                 f"2025-01-01T00:00:0{seq}.000000Z", envelope, json.dumps(payload), raw),
+            )
+    with EventLog(path) as log:
+        assert len(log) == 3 and log.frame()["payload.email"].tolist()[:2] == ["b", "a"]
+        assert log.latest()[["resource_id", "event_id"]].values.tolist() == [[1, 9], [4, 77]]
+        log.record_body(patient_event(10, 1, email="c"))
+        assert log.latest()["payload.email"].tolist()[0] == "c"
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+        positions = db.execute("SELECT event_id, position, source FROM events ORDER BY seq").fetchall()
+    assert {"source", "position", "shape", "flat"} <= columns
+    assert positions == [(9, 9, "delivery"), (5, 5, "delivery"), (77, None, "delivery"), (10, 10, "delivery")]
+    with EventLog(path) as again:  # opening twice changes nothing more
+        assert len(again) == 4
+
+
+@pytest.mark.parametrize("target", ["mysql://db.example.org/events", "sqlite:///events.db", "https://example.org/log"])
+def test_a_url_of_another_scheme_is_refused_not_made_into_a_folder(tmp_path, monkeypatch, target):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="not an event log backend"):
+        EventLog(target)
+    assert list(tmp_path.iterdir()) == []

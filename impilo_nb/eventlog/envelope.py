@@ -78,6 +78,9 @@ class NormalisedEvent:
     payload: Any
     resource_id: int | None
     envelope: str
+    #: The order key for "newest": the envelope's own integer id (ids rise over time,
+    #: docs/api-decisions.md#ordering); None when the id had to be derived from a hash.
+    position: int | None = None
 
     def __post_init__(self) -> None:
         if not _is_int64(self.event_id):
@@ -255,13 +258,15 @@ def normalise_delivery(data: Any, body: bytes) -> NormalisedEvent:
 def _normalise(data: Any, body: bytes | str) -> NormalisedEvent:
     if not isinstance(data, dict):
         raise InvalidDeliveryError(400, f"Expected a JSON object, got a JSON {type(data).__name__}.")
+    position = None
     if "type" in data:
         type_, payload, envelope = data["type"], data.get("payload"), "impilo"
         event_id = _event_id(data.get("id"), body)
+        position = _as_int(data.get("id"))
     elif "event" in data:
         type_, payload, envelope = data["event"], data.get("data"), "guide"
         event_id = _hash_id(body)
     else:
         raise InvalidDeliveryError(422, "No event type: expected a 'type' (or the guide's 'event') field.")
     resource_id = _as_int(payload.get("id")) if isinstance(payload, dict) else None
-    return NormalisedEvent(event_id, type_, payload, resource_id, envelope)
+    return NormalisedEvent(event_id, type_, payload, resource_id, envelope, position)
