@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAB_PORT ?= 8888
 SANDBOX_PORT ?= 8765
 
-.PHONY: lab test browser report reliability sandbox notebooks lint clean
+.PHONY: lab test browser postgres report reliability sandbox notebooks lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 lab: $(STAMP)
 	LAB_PORT=$(LAB_PORT) SANDBOX_PORT=$(SANDBOX_PORT) RESET=$(RESET) scripts/lab
 
-## test: lint, then every test, notebooks and browser tests included (strict nbval; Debian chromium for tests/e2e)
-test: $(STAMP) lint browser
+## test: lint, then every test, notebooks, browser and PostgreSQL tests included (strict nbval; Debian chromium, postgresql)
+test: $(STAMP) lint browser postgres
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (Playwright downloads no browser here). Installed
@@ -33,6 +33,16 @@ browser:
 			echo "installing chromium for the browser tests"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "note: no /usr/bin/chromium; browser tests will be skipped (sudo apt-get install chromium)"; fi; \
+	fi
+
+# The PostgreSQL tests start their own server from Debian's binaries (tests/pg.py; no service is
+# used or started). Installed when missing and we may (root with apt); otherwise they skip and say how.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing postgresql for the event-log tests on PostgreSQL"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "note: no PostgreSQL server binaries; PostgreSQL tests will be skipped (sudo apt-get install postgresql)"; fi; \
 	fi
 
 ## report: run every notebook against the sandbox and write reports/<name>.html (REPORT_ARGS="--mask --hide-code")

@@ -3,13 +3,18 @@
 1. Receiver ingest: 10,000 POSTs from 8 keep-alive client threads to a receiver running as its
    own process (the CLI), with a secret. Compared with the receiver an analyst would write
    first (http.server + a SQLite connection and commit per request, default settings), and with
-   impilo_nb's receiver at synchronous=NORMAL. After each run every acknowledged event is
-   counted in the database: acknowledged == stored, or the run fails.
+   impilo_nb's receiver at synchronous=NORMAL; then with the event log on PostgreSQL, one
+   receiver and two (the clients alternate between them), on a server with PostgreSQL's
+   durable defaults (fsync on: each 2xx follows a flushed commit, as SQLite's FULL). After each
+   run every acknowledged event is counted in the database: acknowledged == stored, or the run fails.
 2. Sandbox-driven: 2,000 patients created through the API of a sandbox process, each firing a
    patient.created webhook to the receiver process. Latency runs from the API call's start to
    the moment a reader of the log (a SQLite poll every 2 ms, what frame() reads) sees the row.
 
-Usage: python bench/webhooks.py [--posts 10000] [--threads 8] [--events 2000]
+Usage: python bench/webhooks.py [--posts 10000] [--threads 8] [--events 2000] [--pg-url postgresql://...]
+Without --pg-url, a PostgreSQL server is started for the run from Debian's binaries (tests/pg.py);
+with none installed, the PostgreSQL rows are left out. In a --pg-url database, each run uses a
+schema of its own (impilo_bench_<n>, dropped afterwards); nothing else there is touched.
 Traffic goes to 127.0.0.1 only. Figures vary by machine; compare ratios within one run.
 """
 
@@ -28,6 +33,8 @@ import time
 from pathlib import Path
 
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests/pg.py
 
 SECRET = "bench-secret"
 PYTHON = sys.executable
@@ -58,8 +65,10 @@ def count_rows(db: Path, table: str = "events") -> int:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-def blast(url: str, posts: int, threads: int, headers: dict[str, str]) -> tuple[float, int]:
-    """POST ``posts`` distinct events from ``threads`` keep-alive sessions; (seconds, acknowledged)."""
+def blast(url: str | list[str], posts: int, threads: int, headers: dict[str, str]) -> tuple[float, int]:
+    """POST ``posts`` distinct events from ``threads`` keep-alive sessions, thread i to the i-th
+    of ``url`` (round robin, when several receivers share a log); (seconds, acknowledged)."""
+    urls = [url] if isinstance(url, str) else url
     acknowledged = [0] * threads
     per_thread = posts // threads
 
@@ -67,7 +76,7 @@ def blast(url: str, posts: int, threads: int, headers: dict[str, str]) -> tuple[
         session = requests.Session()
         for n in range(index * per_thread, (index + 1) * per_thread):
             body = json.dumps({"id": n + 1, "type": "patient.updated", "payload": {"id": n, "firstName": "Bench"}})
-            response = session.post(url, data=body, headers=headers, timeout=30)
+            response = session.post(urls[index % len(urls)], data=body, headers=headers, timeout=30)
             acknowledged[index] += 200 <= response.status_code < 300
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
@@ -104,7 +113,46 @@ server.serve_forever()
 """
 
 
-def ingest(posts: int, threads: int, workdir: Path) -> None:
+def postgres_ingest(posts: int, threads: int, headers: dict[str, str], pg_url: str | None) -> dict[str, tuple[float, int, int]]:
+    """The receiver with its log on PostgreSQL: one receiver process, then two sharing the log."""
+    import psycopg
+
+    from tests import pg
+
+    server = None
+    if pg_url is None:
+        if pg.bin_dir() is None:
+            print(f"   (PostgreSQL rows left out: {pg.INSTALL_HINT})")
+            return {}
+        server = pg.PostgresServer(durable=True).start()
+    results = {}
+    try:
+        for count in (1, 2):
+            if server is not None:
+                url = server.database()
+            else:  # an empty schema of its own in the given database, first on the search path
+                schema = f"impilo_bench_{count}"
+                with psycopg.connect(pg_url, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+                url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
+            ports = [free_port() for _ in range(count)]
+            receivers = [start_process(["receiver", "--db", url, "--port", str(port)], env={"IMPILO_WEBHOOK_SECRET": SECRET})
+                         for port in ports]
+            seconds, acked = blast([f"http://127.0.0.1:{port}/webhooks/impilo" for port in ports], posts, threads, headers)
+            for receiver in receivers:
+                stop(receiver)
+            with psycopg.connect(url, autocommit=True) as conn:
+                (stored,) = conn.execute("SELECT count(*) FROM events").fetchone()
+                if server is None:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            results[f"impilo_nb receiver{'s' * (count > 1)} x{count}, PostgreSQL (one log)"] = (seconds, acked, stored)
+    finally:
+        if server is not None:
+            server.remove()
+    return results
+
+
+def ingest(posts: int, threads: int, workdir: Path, pg_url: str | None = None) -> None:
     headers = {"Impilo-Webhook-Secret": SECRET, "Content-Type": "application/json"}
     results = {}
 
@@ -126,6 +174,7 @@ def ingest(posts: int, threads: int, workdir: Path) -> None:
         seconds, acked = blast(f"http://127.0.0.1:{port}/webhooks/impilo", posts, threads, headers)
         stop(receiver)
         results[f"impilo_nb receiver, synchronous={mode}"] = (seconds, acked, count_rows(db))
+    results.update(postgres_ingest(posts, threads, headers, pg_url))
 
     print(f"\n1. Receiver ingest: {posts:,} POSTs from {threads} keep-alive threads (receiver in its own process)")
     print(f"   {'receiver':<52} {'events/s':>9} {'acked':>7} {'stored':>7} {'vs naive':>9}")
@@ -138,6 +187,7 @@ def ingest(posts: int, threads: int, workdir: Path) -> None:
             raise SystemExit(f"FAILED: {name} acknowledged {acked} events but stored {stored}")
     print("   Chosen: synchronous=FULL (WAL). Each 2xx follows an fsync'd commit, so an acknowledged event")
     print("   survives a power loss, not only a crash; compare its rate with NORMAL above for what that costs.")
+    print("   PostgreSQL: a team's log, several receivers for availability; the server here is on the same machine.")
 
 
 def sandbox_driven(events: int, workdir: Path) -> None:
@@ -198,9 +248,10 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--events", type=int, default=2_000)
+    parser.add_argument("--pg-url", help="a PostgreSQL database for the PostgreSQL rows (its event-log tables are dropped)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ingest(args.posts, args.threads, Path(tmp))
+        ingest(args.posts, args.threads, Path(tmp), args.pg_url)
         sandbox_driven(args.events, Path(tmp))
 
 

@@ -1,8 +1,8 @@
 """The optional features, the extra that installs each, and the one check that says so.
 
 ``pip install impilo_nb`` brings the core: the client, external ids, the event log, the
-webhook receiver, bulk import. Three features need more and are declared as extras in
-``pyproject.toml`` (``[sandbox]``, ``[widgets]``, ``[reports]``; ``[all]`` is every one). Each is
+webhook receiver, bulk import. Four features need more and are declared as extras in
+``pyproject.toml`` (``[sandbox]``, ``[widgets]``, ``[reports]``, ``[postgres]``; ``[all]`` is every one). Each is
 loaded only when used, and the code that loads it calls ``require`` first, so a missing extra is
 one ``ConfigurationError`` that names the pip command, rather than a ``ModuleNotFoundError`` from
 deep inside a third-party import.
@@ -38,6 +38,7 @@ EXTRAS: dict[str, Extra] = {
         "The report command (impilo-nb report, build_report)",
         ("papermill", "nbclient", "nbconvert", "nbformat", "bs4", "ipykernel"),
     ),
+    "postgres": Extra("An event log on PostgreSQL (EventLog('postgresql://...'), receiver --db postgresql://...)", ("psycopg",)),
 }
 
 

@@ -5,6 +5,7 @@
     ├── ValidationError               input refused locally, before any request was sent
     ├── ReportError                   a notebook report could not be built (a cell failed, the page would load from the network)
     ├── InvalidDeliveryError          a webhook body the event log refuses; carries the HTTP status to answer (400/413/422)
+    ├── EventLogUnavailableError      the event log's database cannot be reached right now (PostgreSQL down); retry
     └── APIError                      a request to Impilo (or the sandbox) did not succeed
         ├── APIConnectionError        no complete HTTP answer: refused, reset, cut off, DNS, TLS
         │   └── APITimeoutError       the server did not answer within the timeout
@@ -52,6 +53,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "EventLogUnavailableError",
     "FieldError",
     "ImpiloError",
     "InvalidDeliveryError",
@@ -165,6 +167,12 @@ class InvalidDeliveryError(ImpiloError, ValueError):
         self.status = status
         self.reason = reason
         super().__init__(reason)
+
+
+class EventLogUnavailableError(ImpiloError, OSError):
+    """The event log's database cannot be reached right now (PostgreSQL down, restarting, out
+    of connections); nothing was stored. An ``OSError``, as a full disk is for SQLite, so the
+    receiver answers 503 and the sender retries; the log reconnects by itself."""
 
 
 class APIError(ImpiloError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import impilo_nb as nb
+from tests import pg
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +43,24 @@ def make_patient(n: int = 1, **overrides) -> dict:
     return record
 
 
-#: The event-log backends every event-log and receiver test runs against. tests/pg.py adds
-#: "postgresql" (a real server started for the session).
-LOG_BACKENDS = ["sqlite"]
+#: The event-log backends every event-log and receiver test runs against: a SQLite file, and a
+#: database on a real PostgreSQL server started once for the session (tests/pg.py).
+LOG_BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the whole session, on loopback; skips when none is installed."""
+    if pg.bin_dir() is None:
+        pytest.skip(pg.INSTALL_HINT)
+    with pg.PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.database()
 
 
 @pytest.fixture(params=LOG_BACKENDS)
@@ -52,4 +68,6 @@ def log_target(request, tmp_path):
     """Where a fresh, empty event log lives for this test: a SQLite path, or a PostgreSQL URL."""
     if request.param == "sqlite":
         return tmp_path / "events.db"
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
     raise AssertionError(f"unknown event-log backend {request.param!r}")

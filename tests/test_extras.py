@@ -209,6 +209,7 @@ def test_the_wheel_ships_py_typed_and_its_metadata_declares_the_extras_and_no_te
         "sandbox",
         "widgets",
         "reports",
+        "postgres",
         "all",
     }
     requires = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
