@@ -9,9 +9,13 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _constants as c
 from .errors import ImpiloError
+
+if TYPE_CHECKING:
+    from .eventlog import EventLog
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,19 +59,32 @@ def _add_sandbox_command(commands: _Commands[argparse.ArgumentParser]) -> None:
 def _add_receiver_command(commands: _Commands[argparse.ArgumentParser]) -> None:
     receiver = commands.add_parser(
         "receiver",
-        help="receive webhooks into a SQLite event log, in the foreground",
+        help="receive webhooks into an event log (SQLite or PostgreSQL), in the foreground",
         description="Receive Impilo webhooks into an event log. The secret, if any, is read from "
-        "$IMPILO_WEBHOOK_SECRET (never from the command line, where other users could see it).",
+        "$IMPILO_WEBHOOK_SECRET (never from the command line, where other users could see it). Several "
+        "receivers may share one PostgreSQL event log (--db postgresql://...), for availability.",
     )
-    receiver.add_argument("--db", required=True, help="the event log's SQLite file (created if missing)")
+    receiver.add_argument(
+        "--db",
+        required=True,
+        help="the event log: a SQLite file (created if missing), or postgresql://user@host:5432/database with the "
+        "password in $PGPASSWORD or ~/.pgpass (never in the URL, where other users could see it)",
+    )
     receiver.add_argument("--host", default=c.DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     receiver.add_argument("--port", type=int, default=8766, help="port (default: %(default)s; 0 picks a free one)")
     receiver.add_argument("--path", default="/webhooks/impilo", help="delivery path (default: %(default)s)")
     receiver.add_argument(
+        "--forward-to",
+        metavar="URL",
+        help="also send each committed delivery, as received, to your own handler at URL (on this machine); "
+        "every forward is recorded in the log's attempts",
+    )
+    receiver.add_argument(
         "--synchronous",
         choices=["FULL", "NORMAL"],
         default="FULL",
-        help="FULL: every acknowledged event survives a power loss (default); NORMAL: a process crash",
+        help="FULL: every acknowledged event survives a power loss (default); NORMAL: a process crash "
+        "(on PostgreSQL: a crash of the receiver, not of the database server)",
     )
     receiver.set_defaults(run=_run_receiver)
 
@@ -149,13 +166,24 @@ def _run_receiver(args: argparse.Namespace) -> int:
     from .eventlog import EventLog
 
     log = EventLog(args.db, synchronous=args.synchronous)
-    receiver = WebhookReceiver(log, secret, host=args.host, port=args.port, path=args.path)
+    receiver = WebhookReceiver(log, secret, host=args.host, port=args.port, path=args.path, forward_to=args.forward_to)
     receiver.start()
     secret_note = "secret required" if secret else f"no secret: set {c.ENV_WEBHOOK_SECRET} to require one"
-    print(f"Receiving webhooks at {receiver.url} into {args.db} ({secret_note}). Ctrl-C stops it.", flush=True)
+    if args.forward_to:
+        secret_note += f"; forwarding to {args.forward_to}"
+    print(f"Receiving webhooks at {receiver.url} into {_shown(args.db, log)} ({secret_note}). Ctrl-C stops it.", flush=True)
     _wait_for_signal()
     receiver.stop()
     return 0
+
+
+def _shown(db: str, log: EventLog) -> str:
+    """Where the log is, to print: a PostgreSQL URL without its password."""
+    if log.path is not None:
+        return db
+    from .eventlog.postgres import redacted_url
+
+    return redacted_url(db)
 
 
 def _run_hash(args: argparse.Namespace) -> int:

@@ -11,6 +11,12 @@ valid Unicode, 400; an event type, 422), and answers 2xx only once the event is 
 disk, so every acknowledged delivery survives a crash. ``GET /health`` answers
 ``{"status": "ok", "events": N}``.
 
+With ``forward_to`` the receiver also hands each accepted delivery, once committed, to the
+customer's own handler: the same body bytes, with the secret header when the receiver has a
+secret, from one background thread (``eventlog.replay.Forwarder``). The answer to Impilo never
+waits for the handler or depends on it, and each forward is recorded in ``log.attempts()`` (kind
+``forward``), a skipped one too (queue full, receiver stopped), so none goes missing unnoticed.
+
 Bad input only ever gets a 4xx, recorded in ``log.rejections()``. A 5xx means the receiver could
 not do its part, and asks the sender to retry: 503 (with ``Retry-After``) when the event log
 cannot store (disk full, database locked past its timeout, I/O error), 500 for a fault in the
@@ -27,7 +33,8 @@ import os
 import sqlite3
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -37,9 +44,11 @@ from starlette.routing import Route
 
 from ._constants import DEFAULT_HOST, WEBHOOK_SECRET_HEADER
 from .errors import ConfigurationError, redact, register_secret
-from .eventlog import SECRET_HEADERS, EventLog, InvalidDeliveryError
+from .eventlog import SECRET_HEADERS, EventLog, InvalidDeliveryError, parse_delivery
+from .eventlog.replay import Forwarder
 from .models import HEADER_SAFE_RULE, header_safe
 from .serving import BackgroundService
+from .transport import origin
 
 __all__ = ["DEFAULT_PATH", "MAX_BODY_BYTES", "WebhookReceiver", "receiver_app"]
 
@@ -71,8 +80,18 @@ def _check_secret(secret: str | None) -> bytes | None:
     return secret.encode("ascii")
 
 
-def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAULT_PATH, max_body: int = MAX_BODY_BYTES) -> Any:
-    """The receiver as an ASGI app, to mount in another server or run with uvicorn."""
+def receiver_app(
+    log: EventLog,
+    *,
+    secret: str | None = None,
+    path: str = DEFAULT_PATH,
+    max_body: int = MAX_BODY_BYTES,
+    forwarder: Forwarder | None = None,
+) -> Any:
+    """The receiver as an ASGI app, to mount in another server or run with uvicorn.
+
+    ``forwarder`` (started by the caller) gets each delivery once it is committed.
+    """
     expected = _check_secret(secret)
 
     async def refuse(status: int, reason: str, remote: str | None) -> JSONResponse:
@@ -99,7 +118,7 @@ def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAUL
             if len(body) > max_body:
                 return await refuse(413, f"body is over the {max_body}-byte limit", remote)
         try:
-            count = await run_in_threadpool(log.record_body, bytes(body), headers=dict(request.headers), remote_addr=remote)
+            count = await run_in_threadpool(_commit, log, forwarder, bytes(body), dict(request.headers), remote)
         except InvalidDeliveryError as exc:
             return await refuse(exc.status, exc.reason, remote)
         return JSONResponse({"received": True, "deliveryCount": count})
@@ -113,6 +132,16 @@ def receiver_app(log: EventLog, *, secret: str | None = None, path: str = DEFAUL
             Route("/health", _guarded(health, secret), methods=["GET"]),
         ]
     )
+
+
+def _commit(log: EventLog, forwarder: Forwarder | None, body: bytes, headers: dict[str, str], remote: str | None) -> int:
+    """Check and store a delivery (``InvalidDeliveryError`` if it is none); once it is committed,
+    and only then, hand it to ``forwarder``: the handler never sees an event the log may lack."""
+    event = parse_delivery(body)
+    count = log.record(event, body=body, headers=headers, remote_addr=remote)
+    if forwarder is not None:
+        forwarder.submit(event.event_id, body)
+    return count
 
 
 def _guarded(endpoint: _Endpoint, secret: str | None) -> _Endpoint:
@@ -165,6 +194,10 @@ class WebhookReceiver(BackgroundService):
         host: loopback by default; expose it to the internet only through a tunnel.
         port: 0 picks a free port; a restart keeps the port.
         path: the delivery path.
+        forward_to: the customer's own handler, to get each delivery once it is committed
+            (see the module docstring); on this machine unless ``allow_external_forward``.
+        allow_external_forward: let ``forward_to`` be another machine. Off by default, as for
+            the sandbox: events hold patient data.
     """
 
     def __init__(
@@ -176,11 +209,20 @@ class WebhookReceiver(BackgroundService):
         port: int = 0,
         path: str = DEFAULT_PATH,
         max_body: int = MAX_BODY_BYTES,
+        forward_to: str | None = None,
+        allow_external_forward: bool = False,
     ) -> None:
         self.log = log if isinstance(log, EventLog) else EventLog(log)
         self.path = path if path.startswith("/") else f"/{path}"
         self._has_secret = secret is not None
-        app = receiver_app(self.log, secret=secret, path=self.path, max_body=max_body)
+        _check_secret(secret)  # before the forwarder: it must not be handed an unusable secret
+        self.forward_to = forward_to
+        self._forwarder = (
+            None
+            if forward_to is None
+            else Forwarder(self.log, forward_to, secret=secret, allow_external=allow_external_forward)
+        )
+        app = receiver_app(self.log, secret=secret, path=self.path, max_body=max_body, forwarder=self._forwarder)
         super().__init__(app, host=host, port=port, name="webhook receiver")
 
     @property
@@ -188,9 +230,39 @@ class WebhookReceiver(BackgroundService):
         """The full delivery URL to register with ``client.webhooks.create``."""
         return super().url + self.path
 
+    def start(self) -> Self:
+        """Start receiving (and forwarding); returns self."""
+        if self._forwarder is not None:
+            self._forwarder.start()  # first, so no committed delivery meets a stopped forwarder
+        try:
+            super().start()
+            self._refuse_forwarding_to_itself()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def stop(self) -> None:
-        """Stop receiving (deliveries then fail and Impilo retries them later); the log stays open."""
+        """Stop receiving (deliveries then fail and Impilo retries them later); the log stays open.
+
+        With ``forward_to``, the handler then has up to ``FORWARD_DRAIN_S`` seconds to take the
+        deliveries still queued for it; any left are recorded as skipped forwards.
+        """
         super().stop()
+        if self._forwarder is not None:
+            self._forwarder.stop()
+
+    def _refuse_forwarding_to_itself(self) -> None:
+        # Each forward would be received, committed and forwarded again, for ever.
+        if (
+            self.forward_to is not None
+            and origin(self.forward_to) == origin(self.url)
+            and urlsplit(self.forward_to).path.rstrip("/") == self.path.rstrip("/")
+        ):
+            raise ConfigurationError(f"forward_to is this receiver's own URL ({self.url}); give the handler's URL.")
 
     def _repr_fields(self) -> dict[str, str]:
-        return {"log": repr(str(self.log.path)), "secret": "required" if self._has_secret else "none"}
+        fields = {"log": repr(self.log.where), "secret": "required" if self._has_secret else "none"}
+        if self.forward_to is not None:
+            fields["forward_to"] = repr(self.forward_to)
+        return fields

@@ -13,11 +13,12 @@ from ..errors import ConfigurationError, FieldError, ValidationError
 from ..models import WEBHOOK_TYPES
 from ..serving import BackgroundService
 from .app import create_app
+from .chaos import Chaos
 from .delivery import Dispatcher
 from .middleware import Fault, FaultQueue
 from .store import SandboxStore
 
-__all__ = ["Sandbox"]
+__all__ = ["Chaos", "Sandbox"]
 
 
 class Sandbox(BackgroundService):
@@ -40,6 +41,9 @@ class Sandbox(BackgroundService):
         documented_only: answer with only the fields the public API docs document (no
             delivery-log extras, no site id), so notebooks can be tested against a server
             that sends nothing more (see ``sandbox/documented.py``).
+        chaos: a ``Chaos`` to deliver webhooks late, out of order and some twice, reproducibly
+            for its seed, to prove a handler idempotent and order-safe (``sandbox/chaos.py``).
+            None (the default) delivers each event once, as soon as it can.
     """
 
     def __init__(
@@ -53,8 +57,13 @@ class Sandbox(BackgroundService):
         latency_ms: float = 0.0,
         allow_external_webhooks: bool = False,
         documented_only: bool = False,
+        chaos: Chaos | None = None,
     ) -> None:
         _check_settings(api_key, time_scale, latency_ms, port)
+        if chaos is not None and not isinstance(chaos, Chaos):
+            example = "e.g. chaos=nb.Chaos(duplicate=0.2, seed=1)"
+            raise ConfigurationError(f"chaos must be a Chaos(...) or None, got {chaos!r}; {example}.")
+        self.chaos = chaos
         self._api_key = api_key
         self.time_scale = float(time_scale)
         self.latency_ms = float(latency_ms)
@@ -68,7 +77,9 @@ class Sandbox(BackgroundService):
         self.db_path = str(db_path)
         self._faults = FaultQueue()
         self.store = SandboxStore(self.db_path)
-        self.dispatcher = Dispatcher(self.store, time_scale=self.time_scale, allow_external=allow_external_webhooks)
+        self.dispatcher = Dispatcher(
+            self.store, time_scale=self.time_scale, allow_external=allow_external_webhooks, chaos=chaos
+        )
         self._app = create_app(
             self.store,
             self.dispatcher,
@@ -153,12 +164,18 @@ class Sandbox(BackgroundService):
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Wait until no delivery is due or in flight (retries scheduled later do not count as due).
 
+        Under ``chaos`` the waits it adds count as pending: a delayed or held delivery and a
+        duplicate still to send are waited for.
+
         Returns False if deliveries were still under way after ``timeout`` seconds.
         """
         return poll_until(lambda: not self.dispatcher.pending_now(), timeout=timeout, interval=0.01)
 
     def _repr_fields(self) -> dict[str, str]:
-        return {"db_path": repr(self.db_path)}  # never the API key
+        fields = {"db_path": repr(self.db_path)}  # never the API key
+        if self.chaos is not None:
+            fields["chaos"] = repr(self.chaos)
+        return fields
 
 
 def _check_settings(api_key: Any, time_scale: Any, latency_ms: Any, port: Any) -> None:
