@@ -2,6 +2,7 @@ import csv
 import hashlib
 import hmac
 import io
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import impilo_nb as nb
-from impilo_nb.ids import hash_csv
+from impilo_nb import _md5, ids
+from impilo_nb.errors import ValidationError
+from impilo_nb.ids import external_id, external_ids, hash_csv
 
 VECTORS = Path(__file__).parent / "data" / "external_id_vectors.tsv"
 
@@ -64,6 +67,125 @@ def test_matches_an_independent_reimplementation(email, phone):
     expected = reference(email, phone)
     assert nb.external_id(email, phone) == expected
     assert nb.external_ids(pd.Series([email]), pd.Series([phone])).iloc[0] == expected
+
+
+#: Pieces of text whose normalisation is easy to get wrong: case mappings that change the length
+#: (İ, ẞ, ǅ, ŉ, ﬃ) or depend on the neighbours (Σ), letters outside the BMP (𐐀), scripts without
+#: case (CJK), emoji with joiners, digits that are not ASCII (٣ ３ ७ 𝟘), the separator the
+#: vectorised path joins with (NUL), and plain ASCII.
+TRICKY = ["İ", "I", "ẞ", "ß", "Σ", "ΟΔΥΣΣΕΑΣ", "ǅ", "ŉ", "ﬃ", "Ꭰ", "Ა", "𐐀", "王小明", "👩‍⚕️", "٣", "３", "७", "𝟘", "\x00"]
+
+
+def random_value(rng: random.Random, phone: bool) -> str | None:
+    kind = rng.choice(["ascii", "ascii", "ascii", "accented", "tricky", "any", "long", "empty", "missing"])
+    if kind == "ascii":
+        return (
+            f"+44 ({rng.randint(100, 999)}) {rng.randint(0, 10**6)}" if phone else f"Ana.Rivera{rng.randint(0, 999)}@Example.ORG"
+        )
+    if kind == "accented":
+        return rng.choice(["+١ ٥٥٥ 0100", "０１２ 555"]) if phone else rng.choice(["Jörg@Örnek.DE", "ÉLODIE@exemple.fr"])
+    if kind == "tricky":
+        return "".join(rng.choice(TRICKY) for _ in range(rng.randint(1, 6)))
+    if kind == "any":  # any code point but a surrogate (which str.encode refuses)
+        return "".join(
+            chr(rng.choice([rng.randint(1, 0xD7FF), rng.randint(0xE000, 0x10FFFF)])) for _ in range(rng.randint(1, 12))
+        )
+    if kind == "long":  # past one 64-byte MD5 block
+        return "".join(rng.choice("AbC.-@0123456789é王") for _ in range(rng.randint(30, 90)))
+    return "" if kind == "empty" else None
+
+
+def test_vectorised_ids_equal_the_scalar_path_on_random_unicode():
+    rng = random.Random(20_000)
+    emails = [random_value(rng, phone=False) for _ in range(20_000)]
+    phones = [random_value(rng, phone=True) for _ in range(20_000)]
+    got = nb.external_ids(pd.Series(emails, dtype=object), pd.Series(phones, dtype=object)).tolist()
+    expected = [pd.NA if e is None or p is None else nb.external_id(e, p) for e, p in zip(emails, phones, strict=True)]
+    assert got == expected
+    assert sum(not (e or "").isascii() for e in emails) > 5_000 and sum(id_ is pd.NA for id_ in got) > 3_000
+
+
+def test_a_capital_sigma_at_either_end_of_an_email_is_lowered_as_on_its_own():
+    # The vectorised path lowers a whole batch at once; Σ's lower case depends on its neighbours
+    # (final ς or medial σ), also across case-ignorable characters (' and U+0301), so the rows
+    # around it must not change it.
+    emails = pd.Series(["ΑΣ", "Β", "Σ", "ΑΣ'", "'Β", "ΑΣ\u0301", "\u0301Σ", "ΟΔΥΣΣΕΑΣ@x.gr", "aΣ@b.org", "ΣA"])
+    phones = pd.Series(["1"] * len(emails))
+    expected = [reference(e, p) for e, p in zip(emails, phones, strict=True)]
+    assert "ΑΣΒ".lower()[:2] != "ΑΣ".lower()  # the neighbour would matter if they were one text
+    assert nb.external_ids(emails, phones).tolist() == expected
+
+
+def test_an_email_with_hundreds_of_non_ascii_bytes_is_still_lowered():
+    # 128 capital É are 256 UTF-8 bytes: a count of them kept in one byte would wrap to 0.
+    emails = pd.Series(["É" * 128 + "@X.org", "Ö" * 300, "A@b.org"])
+    phones = pd.Series(["1", "2", "3"])
+    assert nb.external_ids(emails, phones).tolist() == [reference(e, p) for e, p in zip(emails, phones, strict=True)]
+
+
+def test_a_value_holding_the_separator_is_hashed_as_typed():
+    # The vectorised path joins values with NUL; a batch with a NUL inside a value goes value by value.
+    emails = pd.Series(["a\x00@b.org", "Plain@Example.org", "\x00"])
+    phones = pd.Series(["5\x005", "+1 555", "\x00"])
+    expected = [reference(e, p) for e, p in zip(emails, phones, strict=True)]
+    assert nb.external_ids(emails, phones).tolist() == expected
+    assert nb.external_ids(emails, pd.Series(["1", "2", "3"])).iloc[0] == reference("a\x00@b.org", "1")
+    assert nb.external_ids(pd.Series(["a", "b", "c"]), phones).iloc[0] == reference("a", "5\x005")
+
+
+def test_a_lone_surrogate_in_a_phone_is_dropped_like_any_other_non_digit():
+    # Text read with errors="surrogateescape" can hold one; neither path may fail on it or keep it.
+    phones = pd.Series(["55\udcff5", "1"])
+    assert nb.external_ids(pd.Series(["a@b.org", "c@d.org"]), phones).iloc[0] == reference("a@b.org", "555")
+    assert nb.external_id("a@b.org", "55\udcff5") == reference("a@b.org", "555")
+
+
+def test_ids_at_every_message_length_around_one_md5_block():
+    # 55 bytes is the longest message one 64-byte block holds; 56 and up take hashlib.
+    emails = pd.Series(["E" * n for n in range(70)] + ["é" * n for n in range(40)])
+    phones = pd.Series(["1-2" * (n % 5) for n in range(110)])
+    expected = [reference(e, p) for e, p in zip(emails, phones, strict=True)]
+    assert nb.external_ids(emails, phones).tolist() == expected
+
+
+def test_batches_and_chunks_keep_every_row_in_place(monkeypatch):
+    monkeypatch.setattr(ids, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(_md5, "BATCH_ROWS", 3)
+    frame = pd.DataFrame(
+        {"email": [f"U{n}@X.org" for n in range(40)], "phone": [str(n) for n in range(40)]}, index=range(100, 140)
+    )
+    frame.loc[[105, 120], "phone"] = None
+    result = nb.external_ids(frame, "phone")
+    assert result.index.equals(frame.index) and result.isna().sum() == 2
+    assert result[139] == reference("U39@X.org", "39") and result[106] == reference("U6@X.org", "6")
+
+
+def test_the_input_columns_are_left_untouched():
+    emails = pd.Series(["A@b.org", None, np.nan], dtype=object)
+    phones = pd.Series(["1", "2", "3"], dtype="string")
+    nb.external_ids(emails, phones)
+    assert emails.iloc[1] is None and np.isnan(emails.iloc[2]) and phones.tolist() == ["1", "2", "3"]
+
+
+def test_the_md5_engine_matches_hashlib_on_random_bytes_split_anywhere():
+    rng = random.Random(5)
+    messages = [rng.randbytes(n) for n in range(130)] + [rng.randbytes(rng.randint(0, 70)) for _ in range(3_000)]
+    cuts = [rng.randint(0, len(m)) for m in messages]
+    heads, tails = [m[:c] for m, c in zip(messages, cuts, strict=True)], [m[c:] for m, c in zip(messages, cuts, strict=True)]
+    # The heads back to back; the tails with junk between them, which must never be read.
+    heads_part = _md5.Pieces.back_to_back(b"".join(heads), np.array([len(h) for h in heads], dtype=np.int64))
+    padded = [b"junk" + t for t in tails]
+    starts = np.cumsum([0] + [len(p) for p in padded[:-1]]) + 4
+    tails_part = _md5.Pieces(b"".join(padded), starts, np.array([len(t) for t in tails], dtype=np.int64))
+    assert _md5.hexdigests([heads_part, tails_part], len(messages)) == [hashlib.md5(m).hexdigest() for m in messages]
+    assert _md5.hexdigests([_md5.Pieces.back_to_back(b"", np.zeros(0, dtype=np.int64))], 0) == []
+
+
+def test_the_md5_engine_refuses_pieces_that_do_not_fit():
+    with pytest.raises(ValueError, match="for 3 rows"):
+        _md5.hexdigests([_md5.Pieces.back_to_back(b"ab", np.array([1, 1], dtype=np.int64))], 3)
+    with pytest.raises(ValueError, match="outside its 2 bytes"):
+        _md5.hexdigests([_md5.Pieces(b"ab", np.array([0, 1]), np.array([1, 2]))], 2)
 
 
 def test_missing_values_give_a_missing_id_never_an_error():
@@ -236,3 +358,14 @@ def test_hash_command_line_keyed_reads_the_key_from_the_environment(tmp_path):
         text=True,
     )
     assert missing.returncode == 2 and "NOT_SET" in missing.stderr
+
+
+
+@pytest.mark.parametrize("email, phone", [("a\ud800@x.org", "555"), ("\udc80", "5")])
+def test_an_email_that_is_not_valid_unicode_is_refused_naming_the_row(email, phone):
+    with pytest.raises(ValidationError) as one:
+        external_id(email, phone)
+    assert "lone surrogate" in str(one.value)
+    with pytest.raises(ValidationError) as many:
+        external_ids(pd.Series(["ok@x.org", email], index=[10, 11]), pd.Series(["1", phone], index=[10, 11]))
+    assert "row 11" in str(many.value) and "row 10" not in str(many.value)

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "impilo_nb"
 
 #: Lower layers first; a module may import from its own layer or below, never above.
 LAYERS = [
-    {"_constants", "_version", "_time", "errors", "fields"},
+    {"_constants", "_version", "_time", "_md5", "errors", "fields"},
     {"models", "transport", "_extras"},
     {"frames", "responses", "ids", "eventlog", "serving", "testing"},
     {"resources", "client", "receiver"},
