@@ -30,7 +30,7 @@ from .models import (
     WebhookUrlChange,
     header_safe,
 )
-from .responses import decode_json, json_kind, read_page, read_record, readable
+from .responses import decode_json, json_kind, read_page, read_record, read_wire_page, readable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,12 +171,19 @@ class Patients:
         A list filter with no values (``id=[]``) matches no patient, as ``isin([])`` does; no
         request is sent for it.
         """
+        response = self._request_page(page, size, filters)
+        if response is None:
+            return Page[Patient](content=[], page=page, size=size, total=0, first=True, last=True)
+        return read_page(Patient, response)
+
+    def _request_page(self, page: int, size: int, filters: Mapping[str, Any]) -> requests.Response | None:
+        """GET one page of the list; None, sending nothing, when a list filter has no values."""
         params = query_params(filters, PATIENT_FILTERS)
         _check_sort(params)
         if any(isinstance(value, list) and not value for value in params.values()):
-            return Page[Patient](content=[], page=page, size=size, total=0, first=True, last=True)
+            return None
         params.update(page=page, size=size)
-        return read_page(Patient, self._client.request("GET", self.PATH, params=params))
+        return self._client.request("GET", self.PATH, params=params)
 
     def list(self, *, size: int = c.MAX_PAGE_SIZE, **filters: Any) -> Iterator[Patient]:
         """Every patient matching the filters, fetching page after page as you iterate.
@@ -188,10 +195,24 @@ class Patients:
         return _every_page(lambda number: self.page(page=number, size=size, **filters))
 
     def frame(self, **filters: Any) -> pd.DataFrame:
-        """The matching patients as a DataFrame: camelCase columns, nested fields as ``address.city``."""
+        """The matching patients as a DataFrame: camelCase columns, nested fields as ``address.city``.
+
+        Takes ``list``'s filters and ``size``. The same rows as ``list`` yields, read without a
+        ``Patient`` per row (``responses.wire_records``), so a large listing costs little more
+        than its download.
+        """
         from .frames import patient_frame
 
-        return patient_frame(self.list(**filters))
+        size = filters.pop("size", c.MAX_PAGE_SIZE)
+        query_params(filters, PATIENT_FILTERS)  # fail now, before any request
+
+        def fetch(number: int) -> Page[Any]:
+            response = self._request_page(number, size, filters)
+            if response is None:
+                return Page[Any](content=[], page=number, size=size, total=0, first=True, last=True)
+            return read_wire_page(Patient, response)
+
+        return patient_frame(_every_page(fetch))
 
 
 def _every_page(fetch: Callable[[int], Page[Any]]) -> Iterator[Any]:

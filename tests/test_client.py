@@ -2,6 +2,7 @@ import json
 import socket
 import time
 
+import pandas as pd
 import pytest
 import requests
 
@@ -637,3 +638,51 @@ def test_an_answer_that_trickles_in_is_cut_off_although_every_read_is_quick():
     with HostileServer(lambda seen: pieces, gap=0.05) as api, pytest.raises(nb.APITimeoutError) as caught:
         hostile_client(api, timeout=0.3).patients.get(7)
     assert "still arriving" in str(caught.value)
+
+
+# -- paging: walks that see every patient once; frame() reads what list() reads -------------------
+
+
+def test_a_walk_sees_each_patient_once_although_one_leaves_the_filter_mid_walk(client):
+    """Archiving a patient already read shrinks the total; the walk must still reach the end
+    (the sandbox says ``last`` by whether a patient follows, not by total / size)."""
+    for n in range(11):
+        client.patients.create(make_patient(n, archived=False))
+    walk = client.patients.list(size=5, archived=False)
+    seen = [next(walk).id for _ in range(5)]
+    client.patients.patch(seen[1], {"archived": True})
+    seen += [p.id for p in walk]
+    assert seen == list(range(1, 12))
+
+
+def test_patients_created_during_a_walk_by_id_come_at_its_end(client):
+    for n in range(6):
+        client.patients.create(make_patient(n))
+    walk = client.patients.list(size=2)
+    seen = [next(walk).id for _ in range(3)]
+    client.patients.create(make_patient(6))
+    seen += [p.id for p in walk]
+    assert seen == list(range(1, 8))
+
+
+def test_frame_is_the_frame_of_what_list_reads(client, sandbox, caplog):
+    import sqlite3
+
+    from impilo_nb.frames import patient_frame
+
+    for n in range(30):
+        extra = {"site": {"id": n % 4 + 1, "name": "Clinic"}} if n % 3 else {"address": None, "email": None}
+        client.patients.create(make_patient(n, enrolled=n % 2 == 0, sex=["female", "male", "other"][n % 3], **extra))
+    with sqlite3.connect(sandbox.db_path) as db:  # records the API would refuse now, as an older server stored them
+        for data in ('{"firstName": "A", "lastName": "B", "email": "", "sex": "FEMALE"}', '{"firstName": 5}', "[1]"):
+            db.execute("INSERT INTO patients (data) VALUES (?)", (data,))
+    skipped = []
+    for filters in ({}, {"size": 7}, {"sort": "lastName", "sort_descending": True}, {"enrolled": True, "size": 4}):
+        caplog.clear()
+        expected = patient_frame(client.patients.list(**filters))
+        listed = [r.getMessage() for r in caplog.records if "skipped record" in r.getMessage()]
+        caplog.clear()
+        pd.testing.assert_frame_equal(client.patients.frame(**filters), expected)
+        skipped.append([r.getMessage() for r in caplog.records if "skipped record" in r.getMessage()])
+        assert skipped[-1] == listed  # the same warnings, naming the same positions
+    assert [len(warnings) for warnings in skipped] == [1, 1, 1, 0]  # firstName 5; the others are read

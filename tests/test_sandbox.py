@@ -1,4 +1,5 @@
 import ast
+import itertools
 import json
 import sqlite3
 import typing
@@ -306,7 +307,7 @@ def test_a_failed_create_leaves_no_empty_patient(tmp_path, monkeypatch):
     with pytest.raises(CrashError):
         store.create_patient({"firstName": "A", "lastName": "B"})
     store._db = type("Db", (), {"execute": staticmethod(real_execute)})()
-    assert store.list_patients(nb.sandbox.store.PatientQuery(), page=1, size=10) == ([], 0)
+    assert store.list_patients(nb.sandbox.store.PatientQuery(), page=1, size=10) == ([], 0, True)
 
 
 # -- multi-value filters: repeated parameters, never split on commas ------------------------
@@ -620,6 +621,139 @@ def test_event_ids_differ_between_databases_and_rise_within_one(tmp_path):
     assert firsts[0] != firsts[1]  # the same by chance once in 2**48 runs
     with nb.Sandbox(db_path=tmp_path / "a.db") as again:  # an existing database keeps counting
         assert again.emit("reading.weight", {}) == firsts[0] + 2
+
+
+# -- keyset paging: the same pages as OFFSET, at a cost that does not grow with the page ------------
+
+NAMES = ["ana", "Ana", "ANA", "bruno", "Chen", "chen", "dana", "Émile", "zoe", "ana"]
+
+
+@pytest.fixture
+def crowd(tmp_path):
+    """A store whose sort keys tie (names differing only in case), are missing (rows planted with no
+    or unreadable names), are not text (a number) or not UTF-8; and the filters have something to keep."""
+    from impilo_nb.sandbox.store import SandboxStore
+
+    store = SandboxStore(str(tmp_path / "crowd.db"))
+    for n in range(40):
+        store.create_patient(
+            make_patient(
+                n,
+                firstName=NAMES[n % len(NAMES)],
+                lastName=NAMES[(n * 7) % len(NAMES)].upper() if n % 3 else NAMES[(n * 7) % len(NAMES)],
+                enrolled=n % 2 == 0,
+                archived=n % 5 == 0 or None,
+                dateOfBirth=f"19{50 + n}-01-01",
+            )
+        )
+    for data in ('{"lastName": "NoFirst"}', '{"firstName": 42, "lastName": 7}', "{not json", '{"firstName": "\u00e9a"}'):
+        store._db.execute("INSERT INTO patients (data) VALUES (?)", (data,))
+    store._db.execute("INSERT INTO patients (data) VALUES (CAST(? AS TEXT))", (b'{"firstName": "\xff\xfe", "lastName": "x"}',))
+    store.create_patient(make_patient(99, firstName="ana", lastName="ana"))  # ids after the planted rows tie too
+    yield store
+    store.close()
+
+
+def offset_ids(store, query, *, page, size):
+    """The plain OFFSET answer, read straight from the file: what every page was before keyset paging."""
+    from impilo_nb.sandbox.store import _patient_column
+
+    where, args = query.where(_patient_column)
+    with sqlite3.connect(store.path) as db:
+        sql = f"SELECT id FROM patients{where}{query.order_by()} LIMIT ? OFFSET ?"
+        return [row[0] for row in db.execute(sql, [*args, size, (page - 1) * size])]
+
+
+def walk(store, query, size):
+    """Every page from 1 until the last, as a client walks them: (ids per page, SQL run after page 1)."""
+    pages, statements, page = [], [], 1
+    while True:
+        listing = store.list_patients(query, page=page, size=size)
+        pages.append([record["id"] for record in listing.records])
+        if listing.last:
+            return pages, statements
+        if page == 1:
+            store._db.set_trace_callback(statements.append)
+        page += 1
+
+
+FILTER_VALUES = [
+    {},
+    {"enrolled": True},
+    {"archived": False},
+    {"name": "an"},
+    {"id": [3, 1, 44, 45, 41, 20, 21, 22]},
+    {"dateOfBirthMin": "1970-01-01", "enrolled": False},
+]
+
+
+@pytest.mark.parametrize("values", FILTER_VALUES, ids=str)
+@pytest.mark.parametrize("sort", ["id", "firstName", "lastName"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_keyset_pages_are_the_offset_pages(crowd, values, sort, descending):
+    from impilo_nb.sandbox.store import PatientQuery
+
+    query = PatientQuery(values=values, sort=sort, sort_descending=descending)
+    everyone = offset_ids(crowd, query, page=1, size=1000)
+    for size in (1, 3, 7, 250):
+        pages, statements = walk(crowd, query, size)
+        assert pages == [offset_ids(crowd, query, page=n, size=size) for n in range(1, len(pages) + 1)]
+        assert [i for page in pages for i in page] == everyone
+        # Keyset, not OFFSET, after page 1, except after the one page whose last key is not UTF-8.
+        offsets = [sql for sql in statements if "OFFSET" in sql]
+        assert len(offsets) <= (1 if sort == "firstName" else 0), offsets
+        crowd._db.set_trace_callback(None)
+
+
+def test_a_page_out_of_the_blue_or_forgotten_is_read_by_position(crowd):
+    from impilo_nb.sandbox.queries import PageCursors
+    from impilo_nb.sandbox.store import PatientQuery
+
+    query = PatientQuery(sort="lastName", sort_descending=True)
+    assert [r["id"] for r in crowd.list_patients(query, page=4, size=5).records] == offset_ids(crowd, query, page=4, size=5)
+    crowd._page_ends = PageCursors(maxsize=1)
+    other = PatientQuery(sort="firstName")
+    crowd.list_patients(query, page=1, size=5)
+    crowd.list_patients(other, page=1, size=5)  # pushes out where the first listing's page 1 ended
+    assert len(crowd._page_ends) == 1
+    assert [r["id"] for r in crowd.list_patients(query, page=2, size=5).records] == offset_ids(crowd, query, page=2, size=5)
+    with pytest.raises(ValueError, match="at least one"):
+        PageCursors(maxsize=0)
+
+
+def test_every_sort_has_an_index_that_keyset_pages_seek_in(crowd):
+    from impilo_nb.sandbox.queries import Cursor, seek
+    from impilo_nb.sandbox.store import PatientQuery
+
+    for path in Patient.SORTS.values():
+        for descending, key in itertools.product((False, True), ("m", None)):
+            query = PatientQuery(sort=path, sort_descending=descending)
+            for part in seek(query.sort_key(), Cursor(key, 5), descending=descending):
+                order = f" ORDER BY id {'DESC' if descending else 'ASC'}" if part.ties else query.order_by()
+                sql = f"EXPLAIN QUERY PLAN SELECT id FROM patients WHERE {part.condition}{order} LIMIT 3"
+                plan = " ".join(row[-1] for row in crowd._db.execute(sql, part.args))
+                assert "TEMP B-TREE" not in plan and ("SEARCH" in plan or "IS NOT NULL" in part.condition), (part, plan)
+
+
+def test_writes_between_pages_never_shift_the_pages_after(http):
+    """The rule in docs/api-decisions.md#list-patients: a page continues after the last patient
+    of the page before it, in the order asked for, whatever was written in between."""
+    created = {last: http("POST", API, json=make_patient(n, lastName=last)).json()["id"] for n, last in enumerate("bdfhjl")}
+
+    def page(number):
+        body = http("GET", API, params={"sort": "lastName", "size": 2, "page": number}).json()
+        return [p["lastName"] for p in body["content"]], body["total"], body["last"]
+
+    assert page(1) == (["b", "d"], 6, False)
+    http("POST", API, json=make_patient(10, lastName="a"))  # before the part already read: not in this walk
+    http("POST", API, json=make_patient(11, lastName="e"))  # after it: in its place
+    http("PATCH", f"{API}/{created['h']}", json={"lastName": "c"})  # moved into the part read: not seen again
+    http("PATCH", f"{API}/{created['b']}", json={"lastName": "k"})  # moved out of it: seen a second time
+    assert page(2) == (["e", "f"], 8, False)  # by position it would have been ["c", "d"]: "d" twice
+    assert page(3) == (["j", "k"], 8, False)
+    assert page(4) == (["l"], 8, True)
+    assert page(1) == (["a", "c"], 8, False)  # a walk from the start sees the list as it is now
+    assert page(2) == (["d", "e"], 8, False)
 
 
 # -- the shape of the code ----------------------------------------------------------------------

@@ -11,6 +11,9 @@ each row, ``ListTable`` makes:
 - one SQL condition, chosen by the row's ``match``, over the SQL expression the store gives for
   each path (``ListQuery.where``).
 
+Pages are numbered, but read by keyset (``PageCursors``, ``seek``): page N continues after where
+page N - 1 ended, so its cost does not grow with N (docs/api-decisions.md#list-patients).
+
 Multi-value filters (docs/api-decisions.md#multi-value-filters). An ``any_of`` filter with
 several values is given as *repeated* query parameters (``?externalIdentifier=a&externalIdentifier=b``)
 and a value is never split on commas, since a comma is a legal character in an external
@@ -23,10 +26,11 @@ every patient.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field, WithJsonSchema, create_model
 
@@ -36,7 +40,20 @@ from ..fields import ListFilter
 from .limits import MAX_ID, MAX_INT, MAX_PAGE, MIN_INT
 from .problems import bad_query
 
-__all__ = ["INT_RANGES", "REPEAT", "ListParameters", "ListQuery", "ListTable", "SortedListParameters", "describe"]
+__all__ = [
+    "INT_RANGES",
+    "MAX_REMEMBERED_PAGES",
+    "REPEAT",
+    "Cursor",
+    "ListParameters",
+    "ListQuery",
+    "ListTable",
+    "PageCursors",
+    "Seek",
+    "SortedListParameters",
+    "describe",
+    "seek",
+]
 
 #: How the multi-value filters are given, in their OpenAPI descriptions (module docstring).
 REPEAT = (
@@ -246,3 +263,94 @@ class ListQuery:
             clauses.append(clause)
             args.extend(clause_args)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    @property
+    def identity(self) -> Hashable:
+        """What tells this listing from another, page and size aside: the filter values and the sort."""
+        values = tuple(sorted((wire, tuple(v) if isinstance(v, list) else v) for wire, v in self.values.items()))
+        return values, self.sort, self.sort_descending
+
+
+# -- keyset paging -------------------------------------------------------------------------------
+#
+# The API numbers its pages (docs/api-decisions.md#pagination), and OFFSET makes page N read and
+# throw away the (N - 1) * size rows before it. So the store remembers where each page it serves
+# ended (``PageCursors``), and reads page N as "the rows after page N - 1's last row" (``seek``),
+# which an index on (sort key, id) answers at the same cost for every N.
+
+#: How many page ends the sandbox remembers (``PageCursors``). A walk through the pages needs
+#: only the one before the page it asks for, so this serves many walks at once in little memory.
+MAX_REMEMBERED_PAGES = 4096
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a served page ended: its last row's sort key (None for a null key) and id."""
+
+    key: Any
+    id: int
+
+
+class PageCursors:
+    """The end of each recently served page, by (listing, page number): a bounded LRU.
+
+    A listing is anything hashable that tells requests apart except by page number (filters, sort,
+    page size). Not thread-safe: the store calls it under its lock.
+    """
+
+    def __init__(self, maxsize: int = MAX_REMEMBERED_PAGES) -> None:
+        if maxsize < 1:
+            raise ValueError(f"PageCursors needs room for at least one page end, got maxsize={maxsize}.")
+        self.maxsize = maxsize
+        self._ends: OrderedDict[tuple[Hashable, int], Cursor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def get(self, listing: Hashable, page: int) -> Cursor | None:
+        """Where ``page`` of ``listing`` ended when it was last served, or None if not remembered."""
+        end = self._ends.get((listing, page))
+        if end is not None:
+            self._ends.move_to_end((listing, page))
+        return end
+
+    def put(self, listing: Hashable, page: int, end: Cursor | None) -> None:
+        """Remember where ``page`` ended; None forgets it (the last page, or an end keyset cannot use)."""
+        if end is None:
+            self._ends.pop((listing, page), None)
+            return
+        self._ends[(listing, page)] = end
+        self._ends.move_to_end((listing, page))
+        while len(self._ends) > self.maxsize:
+            self._ends.popitem(last=False)
+
+
+class Seek(NamedTuple):
+    """One range of the rows ``seek`` selects: its SQL condition and arguments, and whether its
+    rows all share one sort key (the cursor's ties), to be ordered by id alone."""
+
+    condition: str
+    args: list[Any]
+    ties: bool = False
+
+
+def seek(key: str, after: Cursor, *, descending: bool) -> list[Seek]:
+    """The ranges of rows following ``after`` in ``ORDER BY key, id`` (both ascending, or both
+    descending), to be read one after the other until the page is full.
+
+    Each is one range of the index on (key, id), so SQLite seeks to it: first the rest of the
+    cursor's own key (its ties, by id), then the keys beyond it. SQLite sorts null keys first,
+    so they come first in an ascending order and last in a descending one. (A row-value
+    comparison ``(key, id) > (?, ?)`` says the same in one condition, but SQLite 3.40 then
+    scans the index from its start; an OR of the two parts scans all the cursor's ties; and
+    the ties ordered by key and id are sorted in a temporary tree, by id alone they are not.)
+    """
+    beyond = "<" if descending else ">"
+    if key == "id":
+        return [Seek(f"id {beyond} ?", [after.id])]
+    if after.key is None:
+        ties = Seek(f"{key} IS NULL AND id {beyond} ?", [after.id], ties=True)
+        return [ties] if descending else [ties, Seek(f"{key} IS NOT NULL", [])]
+    ties = Seek(f"{key} = ? AND id {beyond} ?", [after.key, after.id], ties=True)
+    rest = Seek(f"{key} {beyond} ?", [after.key])
+    return [ties, rest, Seek(f"{key} IS NULL", [], ties=True)] if descending else [ties, rest]

@@ -24,14 +24,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._time import utc_iso
 from ..fields import ListFilter, leaf_kind
 from ..models import Patient, WebhookLogEntry
-from .queries import ListQuery
+from .queries import Cursor, ListQuery, PageCursors, Seek, seek
 
-__all__ = ["DeliveryQuery", "DuplicateExternalIdentifierError", "PatientQuery", "SandboxStore"]
+__all__ = ["DeliveryQuery", "DuplicateExternalIdentifierError", "PatientListing", "PatientQuery", "SandboxStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -168,14 +168,35 @@ class PatientQuery(ListQuery):
     filters: tuple[ListFilter, ...] = Patient.LIST_FILTERS
     sort: str | None = "id"
 
-    def order_by(self) -> str:
-        """Sorted by the ``sort`` path, text ignoring case; ties go by id."""
-        direction = "DESC" if self.sort_descending else "ASC"
+    def sort_key(self) -> str:
+        """The SQL of the value rows are sorted by: the ``sort`` path's, text ignoring case."""
         path = self.sort or "id"
         column = _patient_column(path)
-        if leaf_kind(Patient, path) == "text":
-            column = f"lower({column})"
-        return f" ORDER BY {column} {direction}, id {direction}"
+        return f"lower({column})" if leaf_kind(Patient, path) == "text" else column
+
+    def order_by(self) -> str:
+        """Sorted by ``sort_key``; ties go by id."""
+        direction = "DESC" if self.sort_descending else "ASC"
+        return f" ORDER BY {self.sort_key()} {direction}, id {direction}"
+
+
+def _sort_indexes() -> list[str]:
+    """One index per List Patients sort other than by id, on (its sort key, id): what lets a
+    keyset page seek to where the page before it ended (``queries.seek``)."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS patients_by_{path.replace('.', '_')} ON patients ({PatientQuery(sort=path).sort_key()}, id)"
+        for path in Patient.SORTS.values()
+        if path != "id"
+    ]
+
+
+class PatientListing(NamedTuple):
+    """One page of List Patients: its records, how many patients match in all, and whether no
+    patient follows this page (the envelope's ``last``)."""
+
+    records: list[dict[str, Any]]
+    total: int
+    last: bool
 
 
 @dataclass(frozen=True)
@@ -197,7 +218,10 @@ class SandboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for statement in _sort_indexes():
+            self._db.execute(statement)
         self._start_event_ids()
+        self._page_ends = PageCursors()
 
     def _start_event_ids(self) -> None:
         """In a new database, make event ids start at ``EVENT_ID_BASE`` plus a random offset.
@@ -266,15 +290,68 @@ class SandboxStore:
             )
             return record, record != old
 
-    def list_patients(self, query: PatientQuery, *, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
-        """One page (1-based) of matching patients, and the total count of matches."""
+    def list_patients(self, query: PatientQuery, *, page: int, size: int) -> PatientListing:
+        """One page (1-based) of matching patients, the total count of matches, and whether it is the last.
+
+        Page N continues where page N - 1 ended when this store last served it for the same
+        filters, sort and size (keyset paging, see ``queries.seek``), so a walk through the
+        pages costs the same for every page, and a patient written between two requests never
+        shifts the pages after it (docs/api-decisions.md#list-patients).
+        """
         where, args = query.where(_patient_column)
+        listing = (query.identity, size)
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM patients{where}", args).fetchone()[0]
-            rows = self._db.execute(
-                f"SELECT id, data FROM patients{where}{query.order_by()} LIMIT ? OFFSET ?", [*args, size, (page - 1) * size]
-            ).fetchall()
-        return [_record(*row) for row in rows], total
+            rows = self._page_rows(query, where, args, self._page_ends.get(listing, page - 1), page=page, size=size)
+            more = len(rows) > size  # one row beyond the page was asked for, to know
+            rows = rows[:size]
+            self._page_ends.put(listing, page, self._end_of(query, rows[-1][0]) if more else None)
+        return PatientListing([_record(*row) for row in rows], total, last=not more)
+
+    def _page_rows(
+        self, query: PatientQuery, where: str, args: list[Any], previous: Cursor | None, *, page: int, size: int
+    ) -> list[tuple[int, str]]:
+        """The rows of ``page`` and the one after it (``size + 1`` at most)."""
+        select = f"SELECT id, data FROM patients{where}"
+        if page > 1 and previous is None:
+            # A page asked for out of the blue (no walk led here, or its end was forgotten): OFFSET
+            # reads and skips the rows before it, so its cost grows with the page number.
+            sql = f"{select}{query.order_by()} LIMIT ? OFFSET ?"
+            return self._db.execute(sql, [*args, size + 1, (page - 1) * size]).fetchall()
+        parts = [Seek("", [])] if previous is None else seek(query.sort_key(), previous, descending=query.sort_descending)
+        by_id = f" ORDER BY id {'DESC' if query.sort_descending else 'ASC'}"
+        rows: list[tuple[int, str]] = []
+        for part in parts:
+            sql = select + (f"{' AND' if where else ' WHERE'} ({part.condition})" if part.condition else "")
+            sql += by_id if part.ties else query.order_by()
+            rows += self._db.execute(f"{sql} LIMIT ?", [*args, *part.args, size + 1 - len(rows)]).fetchall()
+            if len(rows) > size:
+                break
+        return rows
+
+    def _end_of(self, query: PatientQuery, last_id: int) -> Cursor | None:
+        """Where a page whose last row is ``last_id`` ended, or None when keyset cannot continue from it.
+
+        The key is read as bytes and decoded here: a stored text that is not UTF-8 would come back
+        with U+FFFD in it (``text_factory``), which compares differently from what is stored.
+        Such a page's successor is read with OFFSET instead.
+        """
+        key = query.sort_key()
+        if key == "id":
+            return Cursor(last_id, last_id)
+        kind, value = self._db.execute(
+            f"SELECT typeof({key}), CASE WHEN typeof({key}) = 'text' THEN CAST({key} AS BLOB) ELSE {key} END"
+            " FROM patients WHERE id = ?",
+            (last_id,),
+        ).fetchone()
+        if kind == "text":
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        elif kind not in ("null", "integer", "real"):
+            return None
+        return Cursor(value, last_id)
 
     def _check_unique(self, external_identifier: str | None, own_id: int | None) -> None:
         if external_identifier is None:

@@ -92,8 +92,11 @@ def _add_list(api: APIRouter, context: RouteContext) -> None:
             sort=table.sorts[given.sort],
             sort_descending=given.sort_descending,
         )
-        content, total = context.store.list_patients(query, page=given.page, size=given.size)
-        return SafeJSONResponse(page_envelope(content, given.page, given.size, total))
+        listing = context.store.list_patients(query, page=given.page, size=given.size)
+        envelope = page_envelope(listing.records, given.page, given.size, listing.total)
+        # Whether a patient follows, not a count: after writes between requests, a keyset page
+        # may end elsewhere than total / size says (docs/api-decisions.md#list-patients).
+        return SafeJSONResponse(envelope | {"last": listing.last})
 
 
 def known_fields(model: WireModel) -> dict[str, Any]:
