@@ -384,6 +384,7 @@ def test_search_with_nothing_typed_or_nothing_found(client):
 # -- WebhookLogView ----------------------------------------------------------------------------
 
 import json  # noqa: E402
+import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
@@ -548,20 +549,44 @@ def test_log_view_refresh_button_redraws_the_shown_timeline_at_once(event_log):
 
 
 def test_log_view_backs_off_to_twice_its_last_refresh(event_log, monkeypatch):
+    deliver(event_log, 1)
     view = WebhookLogView(event_log, live=False, refresh_interval=0.5)
     clock = view._clock = FakeClock()
     read = event_log.frame
 
     def slow_read(*args, **kwargs):
-        clock.now += 0.8
+        clock.now += 0.8 if kwargs.get("limit") else 0  # the table's read; the new event's type is quick
         return read(*args, **kwargs)
 
     monkeypatch.setattr(event_log, "frame", slow_read)
+    deliver(event_log, 2)
     view.refresh()
     assert view._next_wait() == pytest.approx(1.6)
     monkeypatch.setattr(event_log, "frame", read)
+    deliver(event_log, 3)
     view.refresh()
     assert view._next_wait() == 0.5
+
+
+def test_log_view_timeline_paces_itself_and_does_not_slow_the_table(event_log, monkeypatch):
+    deliver(event_log, 1)
+    view = WebhookLogView(event_log, live=False, refresh_interval=0.5, timeline_interval=5.0)
+    clock = view._clock = FakeClock()
+    draw = log_view._timeline_png
+
+    def slow_draw(log):
+        clock.now += 10
+        return draw(log)
+
+    monkeypatch.setattr(log_view, "_timeline_png", slow_draw)
+    show_timeline(view)  # drawn: it took 10 s
+    deliver(event_log, 2)
+    view.refresh()
+    assert view._next_wait() == 0.5  # the table keeps its pace
+    clock.now += 19.9
+    assert not view._timeline_due()  # twice the drawing's cost, longer than timeline_interval
+    clock.now += 0.1
+    assert view._timeline_due()
 
 
 def test_log_view_refresh_button_and_live_off(event_log):
@@ -585,3 +610,163 @@ def test_log_view_starts_watching_when_live_is_switched_on(event_log):
 def test_log_view_needs_an_event_log():
     with pytest.raises(TypeError):
         WebhookLogView("events.db")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("max_rows", 0), ("max_rows", 2.5), ("max_rows", True), ("search_rows", -1), ("refresh_interval", 0),
+     ("refresh_interval", float("nan")), ("timeline_interval", -1), ("timeline_interval", "5")],
+)
+def test_log_view_refuses_unusable_settings_and_names_them(event_log, setting, value):
+    with pytest.raises(nb.ConfigurationError, match=rf"{setting}=\.\.\.\) must be .*got {value!r}"):
+        WebhookLogView(event_log, live=False, **{setting: value})
+
+
+# -- WebhookLogView on a big log: it reads what it shows and what is new, nothing more ---------
+
+
+class CountingStore:
+    """Wraps a real event store and counts what the view asks of it: calls, and event rows read
+    (``rows``: by ``events``, what ``frame()`` reads; ``get`` reads one event, by its id)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls: list[str] = []
+        self.rows = 0
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args, **kwargs):
+            self.calls.append(name)
+            result = attr(*args, **kwargs)
+            if name == "events":  # a list of rows, or an iterator of batches of rows
+                result = list(result)
+                batched = bool(result) and isinstance(result[0], list)
+                self.rows += sum(map(len, result)) if batched else len(result)
+                return iter(result) if batched else result
+            return result
+
+        return counted
+
+
+class WatchedLog(nb.EventLog):
+    """A real event log that counts how often its timeline is computed, and reads through a CountingStore."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.timelines = 0
+        self.store = self._store = CountingStore(self._store)
+
+    def timeline(self, *args, **kwargs):
+        self.timelines += 1
+        return super().timeline(*args, **kwargs)
+
+
+@pytest.fixture
+def big_log(tmp_path):
+    """300 events, every third a patient.created, read through a CountingStore."""
+    log = WatchedLog(tmp_path / "events.db")
+    for n in range(1, 301):
+        deliver(log, n, "patient.created" if n % 3 == 0 else "patient.updated", firstName=f"First{n}")
+    return log
+
+
+def test_a_refresh_after_one_new_event_reads_the_newest_rows_only(big_log):
+    view = WebhookLogView(big_log, live=False, max_rows=20)
+    deliver(big_log, 301, "patient.created", firstName="Newest")
+    big_log.store.reset()
+    assert view._poll_once()
+    assert big_log.store.rows <= 20 + 1  # the newest 20 rows and the new event's type: no count over the log
+    assert big_log.store.calls.count("get") <= 1  # the selected event, for its detail
+    assert "type_counts" not in big_log.store.calls and big_log.timelines == 0
+    assert view.frame["event_id"].tolist() == list(range(301, 281, -1)) and "Newest" in view.table.value
+    assert "301 events (20 shown)" in view.counts.value and "patient.created: <b>101</b>" in view.counts.value
+    assert view.event_picker.options[0][1] == 301 and view.event_picker.value == 300  # the selection is kept
+
+
+def test_an_unchanged_log_is_not_read_again(big_log):
+    view = WebhookLogView(big_log, live=False, max_rows=20)
+    big_log.store.reset()
+    assert not view._poll_once()
+    view.refresh()
+    assert big_log.store.calls == ["version", "version"] and big_log.store.rows == 0
+
+
+def test_a_type_filter_reads_the_newest_rows_of_that_type(big_log):
+    view = WebhookLogView(big_log, live=False, max_rows=10)
+    view.type_filter.value = "patient.created"
+    assert view.frame["event_id"].tolist() == list(range(300, 270, -3))
+    deliver(big_log, 301, "patient.updated")
+    big_log.store.reset()
+    view.refresh()
+    assert big_log.store.rows <= 10 + 1  # 10 of the type, and the new event's type for the counts
+    assert view.frame["event_id"].tolist()[0] == 300 and "patient.updated: <b>201</b>" in view.counts.value
+
+
+def test_the_timeline_is_computed_only_when_its_tab_is_shown(big_log):
+    view = WebhookLogView(big_log, live=False, timeline_interval=0)
+    deliver(big_log, 301)
+    view.refresh(force_plot=True)
+    assert big_log.timelines == 0
+    show_timeline(view)
+    assert big_log.timelines == 1 and view.timeline.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_search_looks_through_the_newest_search_rows(big_log):
+    view = WebhookLogView(big_log, live=False, max_rows=5, search_rows=50)
+    view.search.value = "first29"  # First29 and First290..First299: only the ten newest are in reach
+    assert view.frame["event_id"].tolist() == [299, 298, 297, 296, 295]
+    assert "the search looks at the newest 50" in view.counts.value
+    big_log.store.reset()
+    view.search.value = "first2"  # the same newest rows, matched again without reading them again
+    assert big_log.store.rows == 0 and view.frame["event_id"].tolist() == [299, 298, 297, 296, 295]
+    view.search.value = "first251"
+    assert view.frame["event_id"].tolist() == [251] and "Nothing matches" not in view.table.value
+
+
+def test_counts_kept_up_to_date_from_new_rows_match_a_full_count(big_log, monkeypatch):
+    monkeypatch.setattr(log_view, "COUNT_READ_LIMIT", 8)  # so that bursts past it are counted in full
+    view = WebhookLogView(big_log, live=False, max_rows=5)
+    next_id = 301
+    for burst, kind in [(1, "patient.created"), (3, "patient.archived"), (0, ""), (7, "patient.updated"), (20, "x.y")]:
+        for _ in range(burst):
+            deliver(big_log, next_id, kind)
+            next_id += 1
+        deliver(big_log, 5)  # a redelivery: a version change that adds no event
+        view.refresh()
+        assert view._type_counts.by_type == big_log.types()
+        assert list(view.type_filter.options) == ["(all types)", *sorted(big_log.types())]
+
+
+def test_counts_heal_when_an_event_lands_while_they_are_counted_in_full(big_log, monkeypatch):
+    monkeypatch.setattr(log_view, "COUNT_READ_LIMIT", 1)
+    view = WebhookLogView(big_log, live=False)
+    counted = big_log.types
+
+    def an_event_then_types():  # lands after the version was read, before the count: counted twice
+        deliver(big_log, 1000, "patient.deleted")
+        return counted()
+
+    big_log.types = an_event_then_types
+    for n in (301, 302):
+        deliver(big_log, n)
+    view.refresh()  # two new events: past COUNT_READ_LIMIT, so counted in full
+    big_log.types = counted
+    monkeypatch.setattr(log_view, "COUNT_READ_LIMIT", 10_000)
+    deliver(big_log, 303)  # read as new, with event 1000 again: one more than the log holds, so counted in full
+    assert view._poll_once()
+    assert view._type_counts.by_type == big_log.types() and view._type_counts.total == len(big_log) == 304
+
+
+def test_counts_follow_events_removed_from_the_log_outside_the_view(big_log, tmp_path):
+    view = WebhookLogView(big_log, live=False)
+    with sqlite3.connect(tmp_path / "events.db") as pruning:  # e.g. a retention job dropping old events
+        pruning.execute("DELETE FROM events WHERE event_id <= 30")
+    assert view._poll_once()
+    assert view._type_counts.by_type == big_log.types() and "270 events" in view.counts.value
