@@ -4,7 +4,7 @@ import impilo_nb as nb
 client = nb.connect()       # $IMPILO_BASE_URL, else an embedded offline sandbox
 client.patients.create({"firstName": "Ana", "lastName": "Rivera"})
 
-``nb.Sandbox`` and ``nb.widgets`` load on first use and need the ``[sandbox]`` and ``[widgets]``
+``nb.Sandbox`` (with ``nb.Chaos``) and ``nb.widgets`` load on first use and need the ``[sandbox]`` and ``[widgets]``
 extras; without them, using either raises a ``ConfigurationError`` that names the extra.
 """
 
@@ -12,7 +12,7 @@ extras; without them, using either raises a ``ConfigurationError`` that names th
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from . import bulk, reports
+from . import bulk, reports, sync
 from ._connect import connect, embedded_sandbox
 from ._version import __version__
 from .client import ImpiloClient
@@ -56,7 +56,7 @@ from .receiver import WebhookReceiver
 
 if _TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from . import widgets
-    from .sandbox import Sandbox
+    from .sandbox import Chaos, Sandbox
 
 __all__ = [
     "APIConnectionError",
@@ -69,6 +69,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Change",
+    "Chaos",
     "ConfigurationError",
     "ConflictError",
     "FieldError",
@@ -102,6 +103,7 @@ __all__ = [
     "id_hazards_frame",
     "patient_changes",
     "reports",
+    "sync",
     "widgets",
 ]
 
@@ -118,9 +120,16 @@ def __getattr__(name: str) -> _Any:
         from ._connect import sandbox_class
 
         return sandbox_class()
+    if name == "Chaos":  # a plain dataclass, but only the sandbox uses it: it loads with it
+        from ._connect import sandbox_class
+
+        sandbox_class()  # checks the [sandbox] extra first, naming it
+        from .sandbox import Chaos
+
+        return Chaos
     raise AttributeError(f"module 'impilo_nb' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     # The lazily loaded names too, so tab completion in a notebook offers them.
-    return sorted({*globals(), "Sandbox", "widgets"})
+    return sorted({*globals(), "Chaos", "Sandbox", "widgets"})

@@ -64,3 +64,8 @@ DEFAULT_HOST = "127.0.0.1"
 #: patients is well under 1 MiB; the cap stops a broken or hostile server (or a gzip bomb) from
 #: filling a notebook's memory.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+#: Seconds between a failed webhook delivery and its retries: 15, 30 and 60 minutes, so four
+#: attempts in all (docs/api-decisions.md#retry-schedule). The sandbox sends on it (scaled by
+#: ``time_scale``); ``sync.check`` reads the delivery log by it.
+WEBHOOK_RETRY_DELAYS = (15 * 60, 30 * 60, 60 * 60)

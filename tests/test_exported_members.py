@@ -9,6 +9,7 @@ def test_all_is_exactly_the_public_surface():
 
 
 def test_design_names_exist():
-    for name in ("connect", "ImpiloClient", "Patient", "Address", "Site", "Sandbox", "ValidationError", "APIStatusError"):
+    names = ("connect", "ImpiloClient", "Patient", "Address", "Site", "Sandbox", "Chaos", "sync", "EventLog")
+    for name in (*names, "ValidationError", "APIStatusError"):
         assert hasattr(impilo_nb, name)
-    assert hasattr(impilo_nb.widgets, "PatientForm")
+    assert hasattr(impilo_nb.widgets, "PatientForm") and hasattr(impilo_nb.widgets, "SyncView")

@@ -11,5 +11,6 @@ require("widgets")
 
 from .log_view import WebhookLogView  # noqa: E402  (after the check, which must come first)
 from .patient_form import PatientForm, PatientSearch  # noqa: E402
+from .sync_view import SyncView  # noqa: E402
 
-__all__ = ["PatientForm", "PatientSearch", "WebhookLogView"]
+__all__ = ["PatientForm", "PatientSearch", "SyncView", "WebhookLogView"]
