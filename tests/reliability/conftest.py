@@ -24,6 +24,7 @@ SIZES = {
     "sandbox_raw_fuzz_examples": (4, 40),
     "receiver_fuzz_examples": (100, 500),
     "burst_events": (1000, 5000),
+    "team_burst_events": (400, 5000),  # each event goes to two receivers
     "bulk_rows": (400, 2000),
     "load_rate": (500, 500),
     "load_seconds": (8, 60),

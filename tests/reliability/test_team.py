@@ -55,7 +55,7 @@ def burst(sandbox: nb.Sandbox, events: int) -> None:
 
 
 def test_one_of_two_receivers_killed_mid_burst_loses_nothing(tmp_path, postgres_url, figures):
-    events = size("burst_events")
+    events = size("team_burst_events")
     sandbox_db = tmp_path / "sandbox.db"
     receivers = [started(CliServer("receiver", "--db", postgres_url)) for _ in range(2)]
     try:
@@ -92,7 +92,7 @@ def test_one_of_two_receivers_killed_mid_burst_loses_nothing(tmp_path, postgres_
 
 
 def test_postgresql_restarted_mid_burst_receivers_answer_503_then_recover(tmp_path, postgres_server, postgres_url, figures):
-    events = size("burst_events")
+    events = size("team_burst_events")
     sandbox_db = tmp_path / "sandbox.db"
     receivers = [started(CliServer("receiver", "--db", postgres_url)) for _ in range(2)]
     try:
