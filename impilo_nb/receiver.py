@@ -16,6 +16,9 @@ customer's own handler: the same body bytes, with the secret header when the rec
 secret, from one background thread (``eventlog.replay.Forwarder``). The answer to Impilo never
 waits for the handler or depends on it, and each forward is recorded in ``log.attempts()`` (kind
 ``forward``), a skipped one too (queue full, receiver stopped), so none goes missing unnoticed.
+Each forward carries the forwarder's random token (``FORWARDED_BY_HEADER``): if ``forward_to``
+leads back to this receiver under another name (``localhost``, an encoded path), the forward
+is refused with 508 Loop Detected instead of being stored and forwarded again for ever.
 
 Bad input only ever gets a 4xx, recorded in ``log.rejections()``. A 5xx means the receiver could
 not do its part, and asks the sender to retry: 503 (with ``Retry-After``) when the event log
@@ -45,7 +48,7 @@ from starlette.routing import Route
 from ._constants import DEFAULT_HOST, WEBHOOK_SECRET_HEADER
 from .errors import ConfigurationError, redact, register_secret
 from .eventlog import SECRET_HEADERS, EventLog, InvalidDeliveryError, parse_delivery
-from .eventlog.replay import Forwarder
+from .eventlog.replay import FORWARDED_BY_HEADER, Forwarder
 from .models import HEADER_SAFE_RULE, header_safe
 from .serving import BackgroundService
 from .transport import origin
@@ -61,6 +64,9 @@ MAX_BODY_BYTES = 1024 * 1024
 
 #: Seconds a 503 asks the sender to wait: long enough for a lock to clear or an operator to free disk.
 RETRY_AFTER_SECONDS = 30
+
+#: The answer to a delivery this receiver forwarded to itself: RFC 5842's "Loop Detected".
+LOOP_DETECTED = 508
 
 #: Credential header values shorter than this are not masked in the log: they would match
 #: ordinary words, and a credential that short protects nothing.
@@ -109,6 +115,10 @@ def receiver_app(
                 return await refuse(401, f"missing {WEBHOOK_SECRET_HEADER} header", remote)
             if not hmac.compare_digest(given.encode("latin-1"), expected):
                 return await refuse(401, f"wrong {WEBHOOK_SECRET_HEADER}", remote)
+        if forwarder is not None and request.headers.get(FORWARDED_BY_HEADER) == forwarder.token:
+            # Already stored when it was first received: storing it again would forward it again, for ever.
+            reason = "forward_to leads back to this receiver; give the handler's URL (the event is already stored)"
+            return await refuse(LOOP_DETECTED, reason, remote)
         length = request.headers.get("content-length", "")
         if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > max_body):
             return await refuse(413, f"body of {length} bytes is over the {max_body}-byte limit", remote)

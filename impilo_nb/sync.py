@@ -173,7 +173,7 @@ class SyncReport:
         in_sync = self.patients.loc[self.patients["status"] == "in_sync", "resource_id"]
         return (
             deliveries["status"].isin(["failed", "pending"])
-            & deliveries["webhook_type"].str.startswith("patient.").fillna(False).astype(bool)
+            & _is_patient_type(deliveries["webhook_type"])
             & deliveries["resource_id"].isin(in_sync).fillna(False).astype(bool)
         )
 
@@ -329,15 +329,20 @@ def _logged_event_ids(log: EventLog, start: pd.Timestamp | None) -> pd.Index:
 
 def _in_scope(deliveries: pd.DataFrame, latest: pd.DataFrame, start: pd.Timestamp) -> pd.Index:
     """Patients with a delivery-log entry since ``start``, or whose newest logged state came since."""
-    patient_rows = deliveries["webhook_type"].str.startswith("patient.").fillna(False).astype(bool)
+    patient_rows = _is_patient_type(deliveries["webhook_type"])
     recent = latest.loc[latest["received_at"] >= start, "resource_id"]
     scope: pd.Index = pd.Index(deliveries.loc[patient_rows, "resource_id"].dropna()).union(pd.Index(recent.dropna()))
     return scope
 
 
+def _is_patient_type(types: pd.Series) -> pd.Series:
+    """Which webhook types are patient events (``patient.created``, ``patient.updated``...)."""
+    return types.astype("string").str.startswith("patient.").fillna(False).astype(bool)
+
+
 def _with_delivery_counts(patients: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
     """``patients`` with the number of each one's ``failed`` and ``pending`` deliveries."""
-    ours = deliveries[deliveries["webhook_type"].str.startswith("patient.").fillna(False).astype(bool)]
+    ours = deliveries[_is_patient_type(deliveries["webhook_type"])]
     for status in ("failed", "pending"):
         counts = ours.loc[ours["status"] == status, "resource_id"].value_counts()
         patients[f"{status}_deliveries"] = patients["resource_id"].map(counts).fillna(0).astype("int64")
@@ -492,16 +497,20 @@ def _record_id(payload: str) -> int | None:
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     found = data.get("id") if isinstance(data, dict) else None
-    return found if isinstance(found, int) and not isinstance(found, bool) else None
+    if not isinstance(found, int) or isinstance(found, bool) or not 0 < found < 2**63:
+        return None  # an id no int64 holds is no Impilo id
+    return found
 
 
 def _later_state_logged(entries: pd.DataFrame, resource_id: pd.Series, latest: pd.DataFrame) -> pd.Series:
-    """For entries that name no event: whether the log's newest state of that patient came by a
-    delivery received at or after the entry was created (the best evidence left)."""
+    """For patient entries that name no event: whether the log's newest state of that patient
+    came by a delivery received at or after the entry was created (the best evidence left).
+    ``latest`` holds patients only: a device's id says nothing about them."""
     delivered = latest[latest["source"] == "delivery"].drop_duplicates("resource_id", keep="last")
     when = pd.Series(delivered["received_at"].to_numpy(), index=delivered["resource_id"].astype("int64"))
     arrived = pd.to_datetime(resource_id.map(when), utc=True)  # NaT where nothing was delivered
-    return (arrived >= pd.to_datetime(entries["createTimestamp"], utc=True)).fillna(False).astype(bool)
+    later = (arrived >= pd.to_datetime(entries["createTimestamp"], utc=True)).fillna(False).astype(bool)
+    return later & _is_patient_type(entries["webhookType"])
 
 
 def _next_attempt(entries: pd.DataFrame, retries: pd.Series) -> pd.Series:

@@ -195,3 +195,18 @@ def test_the_sandbox_takes_only_a_chaos_and_shows_it():
     with nb.Sandbox(chaos=Chaos(seed=7)) as sandbox, nb.Sandbox() as plain:
         assert "chaos=Chaos(duplicate=0.2, reorder=True, delay_s=(0.0, 2.0), seed=7)" in repr(sandbox)
         assert "chaos" not in repr(plain)
+
+
+def test_a_due_time_beyond_what_the_os_can_wait_for_stops_no_worker(log):
+    """A retry 15 min x 1e9 away is further off than a thread can sleep (as is a chaos delay of
+    1e10 s): the workers must keep delivering everything else."""
+    with HostileServer(lambda seen: raw(200)) as gone:
+        dead = gone.url
+    with nb.Sandbox(time_scale=1e9) as sandbox, nb.WebhookReceiver(log) as receiver:
+        api = nb.ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, timeout=HANG_GUARD)
+        api.webhooks.create(type="device.lowBattery", url=dead)
+        api.webhooks.create(type=EVENT, url=receiver.url)
+        sandbox.emit("device.lowBattery", {"id": 1})  # fails; its retry is due in ~400 centuries
+        for n in range(8):  # more than the workers: each would have woken to the far-off retry and died
+            sandbox.emit(EVENT, {"id": n, "weight": 70})
+            assert log.wait_for(n + 1, timeout=HANG_GUARD)

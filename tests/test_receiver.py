@@ -354,6 +354,22 @@ def test_forwarding_to_itself_is_refused(log):
     assert not receiver.running
 
 
+@pytest.mark.parametrize("spelling", ["http://localhost:{port}/webhooks/impilo", "http://127.0.0.1:{port}/webhooks/%69mpilo"])
+def test_forwarding_to_itself_by_another_spelling_stops_at_the_first_return(log, spelling):
+    """The start-up check compares URLs; another name for the same endpoint gets past it. The
+    forward that comes back is refused (508) instead of being stored and forwarded again, for ever."""
+    with nb.WebhookReceiver(log) as first:
+        port = first._server.port
+    with nb.WebhookReceiver(log, port=port, forward_to=spelling.format(port=port)) as receiver:
+        assert post(receiver, event(1), secret=None).status_code == 200
+        forwards(log, 1)
+        receiver.stop()  # drains: any further forward would be recorded by now
+    attempts = log.attempts()
+    assert attempts["status_code"].tolist() == [508] and attempts["error"].tolist() == ["HTTP 508"]
+    assert log.frame()["delivery_count"].tolist() == [1]
+    assert log.rejections()["status"].tolist() == [508]
+
+
 def test_the_handler_killed_mid_burst_loses_no_event_and_no_acknowledgement(log):
     """Acceptance: the sandbox delivers a burst to a forwarding receiver; the handler dies halfway."""
     held = threading.Event()

@@ -173,3 +173,24 @@ def test_allow_external_lifts_only_the_loopback_rule():
     assert target_problem("https://example.org/hook", allow_external=True) is None
     assert "credentials" in target_problem("https://u:p@example.org/hook", allow_external=True)
     assert is_loopback_url("http://localhost:9/x") and not is_loopback_url("http://example.org/")
+
+
+def test_a_handler_that_trickles_its_answer_holds_the_sender_no_longer_than_the_timeout(log):
+    """The status came at once, then the answer comes a byte at a time: the sender drops it at
+    the timeout instead of reading it to its end (which would hold replay, forwards and the
+    sandbox's workers for as long as the handler likes)."""
+    fill(log, 1)
+    trickle = 400  # bytes, one per gap: far longer than the timeout to read them all
+    sent = []
+
+    def respond(seen):
+        yield b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % trickle
+        for _ in range(trickle):
+            sent.append(1)
+            yield b"x"
+
+    handler = HostileServer(respond, gap=0.05)
+    with handler:
+        results = replay(log, handler.url, timeout=0.5, progress=False)
+    assert results["status_code"].tolist() == [200] and results["error"].isna().all()
+    assert len(sent) < trickle  # the sender hung up before the handler had sent it all

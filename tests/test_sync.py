@@ -181,6 +181,21 @@ def test_the_docs_sample_payload_names_a_record_not_an_event(log):
     assert found["status"].tolist() == ["acknowledged_not_logged"]  # no later state of 1234 in the log
 
 
+def test_a_payload_whose_id_no_int64_holds_names_nothing_and_breaks_nothing(log):
+    entries = webhook_log_frame([{**entry(1, None), "payload": f"{{'id': {2**70}}}"}, entry(2, 12)])
+    found = sync.match_deliveries(entries, pd.Index([12]), log.latest())
+    assert found["resource_id"].isna().tolist() == [True, False]
+    assert found["status"].tolist() == ["acknowledged_not_logged", "received"]
+
+
+def test_a_patients_state_says_nothing_about_an_entry_of_another_family(log):
+    log.record_body(delivery_body(11, {"id": 1, "firstName": "A", "lastName": "B"}))  # patient 1, received now
+    device = {**entry(1, None), "webhookType": "device.lowBattery", "payload": "{'id': 1}"}  # device 1, created before
+    patient = {**entry(2, None), "payload": "{'id': 1}"}
+    found = sync.match_deliveries(webhook_log_frame([device, patient]), pd.Index([11]), log.latest())
+    assert found["status"].tolist() == ["acknowledged_not_logged", "received"]
+
+
 # -- input checks ----------------------------------------------------------------------------
 
 

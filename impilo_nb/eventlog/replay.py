@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
+import urllib3
 
 from .._constants import DEFAULT_TIMEOUT, WEBHOOK_SECRET_HEADER
 from .._time import utc_iso
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from .log import EventLog
 
 __all__ = [
+    "FORWARDED_BY_HEADER",
     "FORWARD_DRAIN_S",
     "FORWARD_QUEUE_SIZE",
     "REPLAY_COLUMNS",
@@ -69,6 +72,11 @@ FORWARD_QUEUE_SIZE = 1000
 #: Seconds ``Forwarder.stop()`` lets the handler take what is queued; the rest is recorded as
 #: skipped, never dropped silently.
 FORWARD_DRAIN_S = 10.0
+
+#: The header each forward carries with its forwarder's own random token, so a receiver that
+#: is handed its own forward (``forward_to`` naming it by another spelling: ``localhost``, a
+#: percent-encoded path) refuses it instead of storing and forwarding it again for ever.
+FORWARDED_BY_HEADER = "Impilo-Nb-Forwarded-By"
 
 #: What ``replay`` reports for an event id the log does not hold.
 UNKNOWN_EVENT = "unknown event id: not in this event log; nothing was sent"
@@ -114,10 +122,17 @@ class PostOutcome:
 
 
 def post_body(
-    session: requests.Session, url: str, body: bytes, *, secret: str | None, timeout: float, user_agent: str = USER_AGENT
+    session: requests.Session,
+    url: str,
+    body: bytes,
+    *,
+    secret: str | None,
+    timeout: float,
+    user_agent: str = USER_AGENT,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> PostOutcome:
     """POST ``body`` as it is to ``url``; a 2xx succeeds, anything else is a failure with its reason."""
-    headers = {"Content-Type": "application/json", "User-Agent": user_agent}
+    headers = {"Content-Type": "application/json", "User-Agent": user_agent, **(extra_headers or {})}
     if secret:
         headers[WEBHOOK_SECRET_HEADER] = secret
     started = time.perf_counter()
@@ -131,7 +146,7 @@ def post_body(
     except requests.exceptions.RequestException as exc:
         return PostOutcome(None, _ms_since(started), f"request error: {type(exc).__name__}")
     latency = _ms_since(started)
-    _discard_answer(response)
+    _discard_answer(response, deadline=time.monotonic() + timeout)
     status = response.status_code
     return PostOutcome(status, latency, None if 200 <= status < 300 else f"HTTP {status}")
 
@@ -140,15 +155,20 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _discard_answer(response: requests.Response) -> None:
-    """Read a small answer to its end (so the connection is reused), then close it."""
+def _discard_answer(response: requests.Response, *, deadline: float) -> None:
+    """Read a small, prompt answer to its end (so the connection is reused), then close it.
+
+    ``read1`` takes what one receive gives, so a handler that trickles its answer a byte at a
+    time holds the sender until ``deadline`` at most, not for ``MAX_ANSWER_BYTES`` receives.
+    """
     read = 0
     try:
-        for chunk in response.iter_content(8192):
-            read += len(chunk)
-            if read > MAX_ANSWER_BYTES:
+        while read <= MAX_ANSWER_BYTES and time.monotonic() < deadline:
+            chunk = response.raw.read1(8192, decode_content=False)
+            if not chunk:
                 break
-    except requests.exceptions.RequestException:
+            read += len(chunk)
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError):
         pass  # the status already came; a body cut short changes nothing
     finally:
         response.close()
@@ -320,6 +340,8 @@ class Forwarder:
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self.log, self.url, self.drain_s = log, url, float(drain_s)
+        #: Sent in ``FORWARDED_BY_HEADER`` with each forward; not a secret, only this forwarder's name.
+        self.token = secrets.token_hex(16)
         self._queue: queue.Queue[tuple[int, bytes]] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()  # makes "accepting? then queue" one step against stop()
         self._accepting = False
@@ -385,7 +407,8 @@ class Forwarder:
 
     def _send(self, session: requests.Session, event_id: int, body: bytes) -> None:
         try:
-            outcome = post_body(session, self.url, body, secret=self._secret, timeout=self.timeout)
+            marked = {FORWARDED_BY_HEADER: self.token}
+            outcome = post_body(session, self.url, body, secret=self._secret, timeout=self.timeout, extra_headers=marked)
             _record(self.log, event_id, "forward", self.url, outcome)
         except Exception:  # the thread must outlive any one delivery, or later ones wait for ever
             logger.exception("forwarding event %s failed unexpectedly; the forwarder goes on", event_id)

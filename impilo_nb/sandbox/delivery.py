@@ -45,6 +45,10 @@ DELIVERY_TIMEOUT = 10.0
 #: Concurrent deliveries. Enough to keep a local receiver busy; a slow receiver holds one each.
 DELIVERY_WORKERS = 4
 
+#: Longest a worker sleeps before it looks at the queue again. A due time further off (a huge
+#: ``time_scale`` or chaos delay) would exceed what the OS can wait for and kill the worker.
+MAX_WAIT_S = 3600.0
+
 BLOCKED = "blocked: not a loopback address"
 
 USER_AGENT = f"impilo-sandbox-webhooks/{__version__}"
@@ -200,7 +204,7 @@ class Dispatcher:
                         self._held.pop(delivery_id, None)  # held past REORDER_MAX_HOLD_S: it goes anyway
                         self._running.add(delivery_id)
                         break
-                    self._cond.wait(self._due[0][0] - now if self._due else None)
+                    self._cond.wait(min(self._due[0][0] - now, MAX_WAIT_S) if self._due else None)
             try:
                 self._attempt(delivery_id)
             except Exception:  # a worker must outlive any one delivery, or later events wait forever
