@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -540,6 +541,15 @@ class WebhookLogEntry(WireModel):
     last_response_status: int | None = None
     retry_attempts: int | None = None
     last_retry_timestamp: dt.datetime | None = None
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _payload_as_text(cls, value: Any, info: ValidationInfo) -> Any:
+        # Documented as a string; a server sending the object itself still said what it sent,
+        # so it is kept (as JSON text) rather than losing the entry.
+        if _is_lenient(info) and isinstance(value, (dict, list)):
+            return json.dumps(value)
+        return value
 
     #: The webhook-logs query (docs/api-decisions.md#delivery-log): client and sandbox derive
     #: their filters from this table.

@@ -200,3 +200,10 @@ def test_a_name_of_invisible_characters_is_missing(invisible):
 
 def test_a_name_with_a_joiner_inside_visible_letters_is_kept():
     assert Patient(first_name="Zo\u200de", last_name="Rivera").first_name == "Zo\u200de"
+
+
+def test_a_delivery_log_payload_sent_as_an_object_is_kept_as_its_json_text():
+    from impilo_nb.models import WebhookLogEntry
+
+    entry = WebhookLogEntry.from_api({"id": 7, "payload": {"id": 90210, "type": "patient.updated"}})
+    assert entry.payload == '{"id": 90210, "type": "patient.updated"}'

@@ -198,7 +198,11 @@ def test_injected_fault_and_latency():
         assert response.elapsed.total_seconds() >= 0.05
 
 
-@pytest.mark.parametrize("kwargs", [{"api_key": ""}, {"time_scale": 0}, {"latency_ms": -1}, {"port": 70000}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"api_key": ""}, {"time_scale": 0}, {"time_scale": float("inf")}, {"time_scale": float("nan")}, {"latency_ms": -1},
+     {"port": 70000}],
+)
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(nb.ConfigurationError):
         nb.Sandbox(**kwargs)

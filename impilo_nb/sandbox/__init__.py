@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -182,8 +183,8 @@ def _check_settings(api_key: Any, time_scale: Any, latency_ms: Any, port: Any) -
     """A ``ConfigurationError`` naming the first setting ``Sandbox`` cannot use, and what it takes."""
     if not isinstance(api_key, str) or not api_key:
         raise ConfigurationError("api_key must be a non-empty string (the sandbox's default is 'sandbox-key').")
-    if not isinstance(time_scale, (int, float)) or time_scale <= 0:
-        raise ConfigurationError(f"time_scale must be a positive number, got {time_scale!r}.")
+    if not isinstance(time_scale, (int, float)) or isinstance(time_scale, bool) or not 0 < time_scale < math.inf:
+        raise ConfigurationError(f"time_scale must be a positive, finite number (1 is the real schedule), got {time_scale!r}.")
     if not isinstance(latency_ms, (int, float)) or latency_ms < 0:
         raise ConfigurationError(f"latency_ms must be a number >= 0, got {latency_ms!r}.")
     if not isinstance(port, int) or not 0 <= port <= 65535:

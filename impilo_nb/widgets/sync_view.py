@@ -321,5 +321,6 @@ def _frame_html(frame: pd.DataFrame, max_rows: int) -> str:
 
 
 def _event_label(row: Any) -> str:
-    resource = f" · patient {row.resource_id}" if pd.notna(row.resource_id) else ""
+    family = str(row.type).split(".", 1)[0]  # "patient 7", "reading 12": the resource the event is about
+    resource = f" · {family} {row.resource_id}" if pd.notna(row.resource_id) else ""
     return f"event {row.event_id} · {row.type}{resource}"
