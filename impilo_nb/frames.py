@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from .fields import leaf_kind, nested_model, wire_paths
 from .models import Patient, WebhookLogEntry, WireModel, flatten_record
 
 __all__ = ["PATIENT_COLUMNS", "WEBHOOK_LOG_COLUMNS", "patient_frame", "webhook_log_frame"]
+
+log = logging.getLogger("impilo_nb")
 
 #: The columns of a patient frame, in display order: every field of ``Patient``.
 PATIENT_COLUMNS = wire_paths(Patient)
@@ -55,8 +58,11 @@ def _typed(
             continue
         if dtype.startswith("datetime64[ns, UTC]"):
             frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype(dtype)
-        else:
+            continue
+        try:
             frame[col] = frame[col].astype(dtype)
+        except OverflowError:  # a server's integer beyond 64 bits: every digit kept, as the event log keeps them
+            log.warning("Column %s holds an integer beyond 64 bits, so it stays Python ints (dtype object), not %s.", col, dtype)
     return frame
 
 

@@ -218,6 +218,11 @@ def external_ids(
         raise ValidationError("external_ids", [FieldError(None, "Pass two Series, or a DataFrame and column names.")])
     if len(emails) != len(phones):
         raise ValidationError("external_ids", [FieldError(None, f"{len(emails)} emails but {len(phones)} phones.")])
+    if not emails.index.equals(phones.index):  # rows are paired by position: another order would pair other people
+        problem = ("The emails and phones have different indexes, so their rows would be paired by position, not by"
+                   " label. Align them first (phones.reindex(emails.index)), or pair them by position on purpose"
+                   " (both .reset_index(drop=True)).")
+        raise ValidationError("external_ids", [FieldError(None, problem)])
     secret = _key_bytes(key)
     named = {(s.name if isinstance(s.name, str) else role): s for role, s in (("email", emails), ("phone", phones))}
     if errors := _text_errors(named):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic.alias_generators import to_snake
 
@@ -30,7 +30,7 @@ from .models import (
     WebhookUrlChange,
     header_safe,
 )
-from .responses import decode_json, json_kind, read_page, read_record, read_wire_page, readable
+from .responses import decode_json, json_kind, page_envelope, read_page, read_record, readable, wire_records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,6 +62,16 @@ def check_id(value: Any, name: str) -> int:
         number = None
     if number is None or number <= 0:
         raise ValidationError(name, [FieldError(name, f"Must be a positive whole number, got {value!r}.")])
+    return number
+
+
+def _check_page_size(size: Any) -> int:
+    """``size`` as a page size the API takes (1 to ``MAX_PAGE_SIZE``), else ValidationError: checked
+    before any request, as a server may answer another size than asked rather than refuse it."""
+    number = check_id(size, "size")
+    if number > c.MAX_PAGE_SIZE:
+        problem = f"Must be at most {c.MAX_PAGE_SIZE} (the API's largest page), got {size!r}."
+        raise ValidationError("size", [FieldError("size", problem)])
     return number
 
 
@@ -171,7 +181,7 @@ class Patients:
         A list filter with no values (``id=[]``) matches no patient, as ``isin([])`` does; no
         request is sent for it.
         """
-        response = self._request_page(page, size, filters)
+        response = self._request_page(check_id(page, "page"), _check_page_size(size), filters)
         if response is None:
             return Page[Patient](content=[], page=page, size=size, total=0, first=True, last=True)
         return read_page(Patient, response)
@@ -192,7 +202,9 @@ class Patients:
         external_identifier take one value or a list; sort is one of {sorts}.
         """
         query_params(filters, PATIENT_FILTERS)  # fail now, not at the first next()
-        return _every_page(lambda number: self.page(page=number, size=size, **filters))
+        size = _check_page_size(size)
+        return _every_page(lambda number: self._request_page(number, size, filters),
+                           lambda items, where: readable(Patient, items, where=where), Patient)
 
     def frame(self, **filters: Any) -> pd.DataFrame:
         """The matching patients as a DataFrame: camelCase columns, nested fields as ``address.city``.
@@ -203,27 +215,45 @@ class Patients:
         """
         from .frames import patient_frame
 
-        size = filters.pop("size", c.MAX_PAGE_SIZE)
+        size = _check_page_size(filters.pop("size", c.MAX_PAGE_SIZE))
         query_params(filters, PATIENT_FILTERS)  # fail now, before any request
-
-        def fetch(number: int) -> Page[Any]:
-            response = self._request_page(number, size, filters)
-            if response is None:
-                return Page[Any](content=[], page=number, size=size, total=0, first=True, last=True)
-            return read_wire_page(Patient, response)
-
-        return patient_frame(_every_page(fetch))
+        return patient_frame(_every_page(lambda number: self._request_page(number, size, filters),
+                                         lambda items, where: wire_records(Patient, items, where=where), Patient))
 
 
-def _every_page(fetch: Callable[[int], Page[Any]]) -> Iterator[Any]:
-    """The items of page 1, 2, ... as ``fetch(number)`` returns them, until the last page."""
-    number = 1
-    while True:
-        page = fetch(number)
-        yield from page.content
-        if page.last or not page.content:
+def _every_page(
+    request: Callable[[int], requests.Response | None], read: Callable[[list[Any], str], list[Any]], model: type[Any],
+) -> Iterator[Any]:
+    """The records of page 1, 2, ... until the last: ``request(number)`` fetches a page (None:
+    nothing was asked, as no record can match), ``read(items, where)`` reads its records.
+
+    Only ``last`` or a page with no items ends the walk, so a page whose every record is
+    unreadable (skipped with a warning) does not stop it early. A server that answers another
+    page than the one asked for (one numbering pages from 0), or the very same records again
+    without ever saying ``last``, is an ``UnexpectedResponseError``: never a walk that loops for
+    ever, skips records or repeats them.
+    """
+    number, previous = 1, None
+    while (response := request(number)) is not None:
+        envelope, where = page_envelope(model, response)
+        if envelope.page != number:
+            _not_the_next_page(response, where, f"answered page {envelope.page} when asked for page {number}"
+                               " (the API numbers pages from 1)")
+        if envelope.content and envelope.content == previous:
+            _not_the_next_page(response, where, f"answered page {number} with the same records as page {number - 1}"
+                               " and never said it was the last")
+        yield from read(envelope.content, where)
+        if envelope.last or not envelope.content:
             return
-        number += 1
+        previous, number = envelope.content, number + 1
+
+
+def _not_the_next_page(response: requests.Response, where: str, problem: str) -> NoReturn:
+    raise UnexpectedResponseError(
+        f"{where} {problem}: the listing stops here rather than loop, skip or repeat records. The server does not"
+        " page as the API documents; check the base URL points at the Impilo API.",
+        method=response.request.method, url=response.url,
+    )
 
 
 def _check_sort(params: dict[str, Any]) -> None:
@@ -319,11 +349,10 @@ class WebhookLogs:
         """Every delivery-log entry matching the filters, page after page (newest first)."""
         params = query_params(filters, WEBHOOK_LOG_FILTERS)
 
-        def fetch(number: int) -> Page[WebhookLogEntry]:
-            page_params = {**params, "page": number, "size": c.MAX_PAGE_SIZE}
-            return read_page(WebhookLogEntry, self._client.request("GET", self.PATH, params=page_params))
+        def request(number: int) -> requests.Response:
+            return self._client.request("GET", self.PATH, params={**params, "page": number, "size": c.MAX_PAGE_SIZE})
 
-        return _every_page(fetch)
+        return _every_page(request, lambda items, where: readable(WebhookLogEntry, items, where=where), WebhookLogEntry)
 
     def frame(self, **filters: Any) -> pd.DataFrame:
         """The delivery log as a DataFrame, one row per delivery (newest first); ids Int64,

@@ -33,6 +33,7 @@ __all__ = [
     "is_plain",
     "json_kind",
     "not_plain",
+    "page_envelope",
     "read_page",
     "read_record",
     "read_wire_page",
@@ -96,18 +97,18 @@ def read_page(model: type[M], response: requests.Response) -> Page[M]:
     """A page envelope of ``model`` records. A record the client cannot read is skipped with a
     warning naming it, so one odd record never breaks a listing; an envelope of the wrong shape
     is an ``UnexpectedResponseError``."""
-    envelope, where = _envelope(model, response)
+    envelope, where = page_envelope(model, response)
     return Page[model](**{**dict(envelope), "content": readable(model, envelope.content, where=where)})  # type: ignore[valid-type]
 
 
 def read_wire_page(model: type[WireModel], response: requests.Response) -> Page[Any]:
     """A page envelope like ``read_page``'s, its records left as wire dicts (``wire_records``):
     what a DataFrame is built from, without a model per record."""
-    envelope, where = _envelope(model, response)
+    envelope, where = page_envelope(model, response)
     return envelope.model_copy(update={"content": wire_records(model, envelope.content, where=where)})
 
 
-def _envelope(model: type[WireModel], response: requests.Response) -> tuple[Page[Any], str]:
+def page_envelope(model: type[WireModel], response: requests.Response) -> tuple[Page[Any], str]:
     """A response's page envelope with its records unread, and the request it answers (for warnings)."""
     request = response.request
     data = decode_json(response)
@@ -179,7 +180,7 @@ def not_plain(model: type[WireModel], items: list[Any]) -> set[int]:
     type (an int that is no bool, a non-empty text, one of its ``choices``, a date written
     ``YYYY-MM-DD``, an object plain in turn) or null where the field allows it; the required
     fields are present; extra fields appear only at the top, under a name that is no field's
-    Python name, holding JSON the model writes back unchanged. Anything else is left to the
+    Python name and has no dot, holding JSON the model writes back unchanged. Anything else is left to the
     model: an empty text may become null, a datetime may be spelled differently, a snake_case
     key is read into its field. ``tests/test_frames.py`` holds the rule to the model's reading.
 
@@ -306,9 +307,12 @@ def _not_plain(fields: _Fields, items: list[Any], *, extras: bool) -> set[int]:
 
 
 def _plain_extras(fields: _Fields, record: dict[str, Any]) -> bool:
-    """Whether a record's fields outside the model are plain: no Python name, JSON kept as it is."""
+    """Whether a record's fields outside the model are plain: no Python name, no dot (``"address.city"``
+    would collide with a nested field's column, and which wins depends on where the model puts it),
+    JSON kept as it is."""
     outside = record.keys() - fields.names
-    return fields.python_names.isdisjoint(outside) and all(_kept_as_json(record[key]) for key in outside)
+    return (fields.python_names.isdisjoint(outside) and not any("." in key for key in outside)
+            and all(_kept_as_json(record[key]) for key in outside))
 
 
 def _kept_as_json(value: Any) -> bool:

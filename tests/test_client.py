@@ -686,3 +686,68 @@ def test_frame_is_the_frame_of_what_list_reads(client, sandbox, caplog):
         skipped.append([r.getMessage() for r in caplog.records if "skipped record" in r.getMessage()])
         assert skipped[-1] == listed  # the same warnings, naming the same positions
     assert [len(warnings) for warnings in skipped] == [1, 1, 1, 0]  # firstName 5; the others are read
+
+
+# -- paging against a server that does not page as documented ------------------------------------
+
+
+def page_number(seen) -> int:
+    return int(seen.path.split("page=")[1].split("&")[0])
+
+
+def listings(client):
+    """Every way the client walks pages: records, a frame, the delivery log."""
+    return {"list": lambda: list(client.patients.list(size=2)), "frame": lambda: client.patients.frame(size=2),
+            "logs": lambda: list(client.webhook_logs.list())}
+
+
+@pytest.mark.parametrize("walk", ["list", "frame", "logs"])
+def test_a_server_that_repeats_one_page_and_never_says_last_is_refused_not_looped(walk):
+    record = PATIENT if walk != "logs" else {"id": 1, "webhookId": 1, "webhookType": "patient.created"}
+
+    def respond(seen):
+        return raw(200, {"content": [record], "page": page_number(seen), "size": 2, "total": 99, "first": False,
+                         "last": False})
+
+    with HostileServer(respond) as api, pytest.raises(nb.UnexpectedResponseError, match="same records as page 1"):
+        listings(hostile_client(api))[walk]()
+    assert len(api.seen) == 2
+
+
+@pytest.mark.parametrize("walk", ["list", "frame"])
+def test_a_server_numbering_pages_from_0_is_refused_not_half_read(walk):
+    def respond(seen):
+        number = page_number(seen) - 1  # its page 0 is what the API calls page 1
+        return raw(200, {"content": [{**PATIENT, "id": number + 1}], "page": number, "size": 1, "total": 2,
+                         "first": number == 0, "last": number == 1})
+
+    with HostileServer(respond) as api, pytest.raises(nb.UnexpectedResponseError, match="answered page 0 when asked for page 1"):
+        listings(hostile_client(api))[walk]()
+
+
+@pytest.mark.parametrize("walk", ["list", "frame"])
+def test_a_page_of_only_unreadable_records_does_not_end_the_listing(walk, caplog):
+    pages = {1: [{**PATIENT, "id": 1}], 2: [{"firstName": 5}, {"id": "x"}], 3: [{**PATIENT, "id": 3}]}
+
+    def respond(seen):
+        number = page_number(seen)
+        return raw(200, {"content": pages[number], "page": number, "size": 2, "total": 5, "first": number == 1,
+                         "last": number == 3})
+
+    with HostileServer(respond) as api:
+        result = listings(hostile_client(api))[walk]()
+    ids = [p.id for p in result] if walk == "list" else result["id"].tolist()
+    assert ids == [1, 3] and len(api.seen) == 3
+    assert sum("skipped record" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize("size", [0, -1, 251, True, 2.5, "5", None])
+def test_a_page_size_the_api_cannot_take_is_refused_before_any_request(size):
+    with HostileServer(lambda seen: raw(500)) as api:
+        patients = hostile_client(api).patients
+        for call in (lambda: patients.list(size=size), lambda: patients.frame(size=size), lambda: patients.page(size=size)):
+            with pytest.raises(nb.ValidationError, match="size"):
+                call()
+        with pytest.raises(nb.ValidationError, match="page"):
+            patients.page(page=0)
+    assert api.seen == []

@@ -85,6 +85,17 @@ def test_secret_and_credential_headers_are_not_stored(log):
             assert b"s3cret" not in raw.read()
 
 
+def test_credential_headers_of_proxies_and_gateways_are_not_stored_in_any_case(log):
+    credentials = {"X-API-KEY": "gw-key-0123", "proxy-authorization": "Basic cHJveHk6cHc=", "COOKIE": "session=abc123",
+                   "AUTHORIZATION": "Bearer tok-4567", "IMPILO-WEBHOOK-SECRET": "whsec-89ab", "impilo-Api-Key": "key-cdef"}
+    log.record_body(body(1), headers={**credentials, "User-Agent": "x"})
+    assert log.get(1)["headers"] == {"User-Agent": "x"}
+    if log.path is not None:
+        with open(log.path, "rb") as raw:
+            stored = raw.read()
+        assert not [value for value in credentials.values() if value.encode() in stored]
+
+
 def test_file_is_private(tmp_path):
     with EventLog(tmp_path / "events.db") as log:
         assert stat.S_IMODE(os.stat(log.path).st_mode) == 0o600
@@ -121,6 +132,32 @@ def test_filter_by_type_and_since(log):
     log.record_body(body(2, "patient.updated"))
     assert log.frame(type="patient.updated")["event_id"].tolist() == [2]
     assert len(log.frame(since="2000-01-01")) == 2 and len(log.frame(since=pd.Timestamp.now(tz="UTC") + pd.Timedelta("1h"))) == 0
+
+
+@pytest.mark.parametrize("number", [0, 1_700_000_000, 1_700_000_000.5, True])
+def test_since_as_a_number_is_refused_not_read_as_nanoseconds_since_1970(log, number):
+    log.record_body(body(1))
+    with pytest.raises(ValidationError, match="unit='s'"):
+        log.frame(since=number)  # time.time() would otherwise mean January 1970: every event
+
+
+def test_since_finer_than_a_microsecond_keeps_an_event_from_just_before_out(log):
+    log.record_body(body(1))
+    received = log.frame()["received_at"].iloc[0]
+    assert len(log.frame(since=received)) == 1
+    assert len(log.frame(since=received + pd.Timedelta(1, "ns"))) == 0
+
+
+def test_columns_may_be_any_collection_of_names_such_as_another_frames_columns(log):
+    import numpy as np
+
+    log.record_body(body(1, email="a@example.org"))
+    wanted = ["event_id", "payload.email"]
+    for given in (pd.Index(wanted), np.array(wanted), tuple(wanted), (name for name in wanted)):
+        assert log.frame(columns=given).columns.tolist() == wanted
+    for wrong in ("event_id", {"event_id": 1}, [1], b"event_id"):
+        with pytest.raises(ValidationError, match="list of column names"):
+            log.frame(columns=wrong)
 
 
 def test_empty_log_has_typed_columns(log):
@@ -399,6 +436,29 @@ def record_varied(log):
     log.record_body(json.dumps(VARIED_BODIES[0]).encode())  # a redelivery
 
 
+def test_wide_payloads_of_many_shapes_equal_flattening_each_row(log):
+    """Thousands of keys, a shape per event, every kind of column: ints (one beyond 64 bits), flags,
+    text, lists, nulls; the columns (and latest()'s, sorted by resource) are built as for a few keys."""
+
+    def value(event_id: int, k: int):
+        return [k, k % 2 == 0, f"v{k}", [k], None, 2**64 + k if event_id == 7 else k][k % 6]
+
+    for event_id in range(1, 41):
+        keys = range(event_id * 13, event_id * 13 + 1500)
+        payload = {"id": 41 - event_id, **{f"k{k}": value(event_id, k) for k in keys}}
+        log.record_body(json.dumps({"id": event_id, "type": "patient.updated", "payload": payload}).encode())
+    frame = log.frame()
+    assert frame.shape == (40, 5 + 1 + 39 * 13 + 1500)
+    pd.testing.assert_frame_equal(frame, reference_frame(log))
+    assert [str(frame[f"payload.k{k}"].dtype) for k in (13, 18, 95)] == ["boolean", "Int64", "object"]  # 95: 2**64 + 95
+    latest = log.latest()
+    assert latest["resource_id"].tolist() == list(range(1, 41)) and latest["event_id"].tolist() == list(range(40, 0, -1))
+    payload_columns = [c for c in frame.columns if c.startswith("payload.")]
+    by_event = frame.set_index("event_id")[payload_columns]
+    pd.testing.assert_frame_equal(latest[payload_columns].set_axis(latest["event_id"]),
+                                  by_event.loc[latest["event_id"]], check_names=False)
+
+
 def test_frame_equals_flattening_each_row(log):
     record_varied(log)
     frame = log.frame()
@@ -463,6 +523,21 @@ def test_frame_arguments_are_checked(log, name, value):
         log.frame(**{name: value})
 
 
+@pytest.mark.parametrize(("name", "value"), [("limit", 2**63), ("after_seq", 2**70), ("type", "patient.\ud800")])
+def test_frame_arguments_no_database_can_take_are_a_validation_error(log, name, value):
+    log.record_body(body(1))
+    with pytest.raises(ValidationError, match=name):
+        log.frame(**{name: value})
+
+
+def test_an_event_id_beyond_64_bits_is_simply_not_stored(log):
+    log.record_body(body(1))
+    assert log.get(2**64) is None and log.get(-(2**70)) is None
+    assert [event_id for event_id, _ in log.bodies([2**70, 1])] == [1]
+    with pytest.raises(ValidationError, match="event_id"):
+        log.get("1")
+
+
 # -- timeline(): counted by the database, at most ~150 bars -------------------------------------
 
 
@@ -495,7 +570,7 @@ def test_timeline_with_an_explicit_width(log):
     assert counts["patient.updated"].tolist() == [1, 0, 1] and counts.attrs["freq"] == "1h"
 
 
-@pytest.mark.parametrize("freq", ["MS", "banana", "500ms", "0s"])
+@pytest.mark.parametrize("freq", ["MS", "banana", "500ms", "0s", "1000000000D", "-1h"])
 def test_timeline_refuses_a_width_that_is_not_whole_seconds(log, freq):
     record_at(log, "2025-01-01T00:00:10.000000Z", 1)
     with pytest.raises(ValidationError, match="freq"):

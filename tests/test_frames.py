@@ -160,3 +160,17 @@ def test_a_skipped_record_is_named_by_its_position(caplog):
 def test_large_ids_keep_every_digit():
     frame = patient_frame([{**PLAIN, "id": 2**62 + 1}, {**PLAIN, "id": None}])
     assert frame.loc[0, "id"] == 2**62 + 1 and pd.isna(frame.loc[1, "id"])
+
+
+def test_an_id_beyond_64_bits_from_a_server_keeps_its_digits_and_breaks_no_frame(caplog):
+    with caplog.at_level(logging.WARNING):
+        frame = patient_frame([{**PLAIN, "id": 2**70}, {**PLAIN, "id": 3, "site": {"id": -(2**64), "name": "S"}}])
+    assert frame["id"].tolist() == [2**70, 3] and frame.loc[1, "site.id"] == -(2**64)
+    assert "Column id holds an integer beyond 64 bits" in caplog.text and "Column site.id" in caplog.text
+    assert str(patient_frame([{**PLAIN, "id": 3}])["id"].dtype) == "Int64"
+
+
+def test_a_dotted_extra_key_colliding_with_a_nested_field_reads_as_through_the_model():
+    items = [{"address.city": "Dotted", **PLAIN}, {**PLAIN, "address.city": "Dotted"}]  # before and after "address"
+    through_model = patient_frame([Patient.from_api(item) for item in items])
+    pd.testing.assert_frame_equal(patient_frame(wire_records(Patient, items, where="GET /p")), through_model)

@@ -238,6 +238,15 @@ def test_dataframe_form_and_index_alignment():
         nb.external_ids(frame, "telephone", email_col="mail")
 
 
+def test_series_with_different_indexes_are_refused_not_paired_by_position():
+    emails = pd.Series(["a@b.org", "c@d.org"], index=[0, 1])
+    phones = pd.Series(["5550001", "5550002"], index=[1, 0])  # phones.sort_values() or another frame's column
+    with pytest.raises(nb.ValidationError, match="different indexes"):
+        nb.external_ids(emails, phones)
+    aligned = nb.external_ids(emails, phones.reindex(emails.index))
+    assert aligned.tolist() == [nb.external_id("a@b.org", "5550002"), nb.external_id("c@d.org", "5550001")]
+
+
 def test_bad_arguments_are_clear():
     with pytest.raises(nb.ValidationError):
         nb.external_id(None, "1")

@@ -11,6 +11,7 @@ tests/test_receiver.py (the ``log_target`` fixture).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -61,6 +62,12 @@ def wait_until(condition, timeout: float = HANG_GUARD) -> bool:
         ("postgresql://team:s3cr3t-pass@h1:5432,h2:5433/events", "postgresql://team@h1:5432,h2:5433/events"),
         ("postgresql://db.example.org/events", "postgresql://db.example.org/events"),
         ("postgresql://user:pa@ss@db/events", "postgresql://user@db/events"),  # an unescaped @ in the password
+        ("postgresql://u:p@ss/word9@db/events", "postgresql://u@db/events"),  # ... and a / after it
+        ("postgresql://u:pa#ss9wd@db/events", "postgresql://u@db/events"),
+        ("postgresql://u:pa?ss9wd@db/events", "postgresql://u@db/events"),
+        ("postgresql://u@db/events?PASSWORD=s3cr3t-pass", "postgresql://u@db/events"),  # libpq refuses it, naming it
+        ("postgresql://u@db/events?password=s3cr3t-one&Password=s3cr3t-two&sslmode=require",
+         "postgresql://u@db/events?sslmode=require"),
     ],
 )
 def test_a_url_is_shown_without_its_password(url, shown):
@@ -94,6 +101,22 @@ def test_a_url_libpq_cannot_read_is_refused_without_the_password():
     with pytest.raises(nb.ConfigurationError) as raised:
         nb.EventLog(f"postgresql://team:{PASSWORD}@db/events?no_such_option=1")
     assert "postgresql://team@db/events" in str(raised.value) and PASSWORD not in str(raised.value)
+
+
+@pytest.mark.parametrize("password", ["p4ss@w0rd5/word9", "pw/with9/slashes9", "xq7:yq7@zq7?wq7#vq7"])
+def test_a_password_libpq_would_cut_in_two_is_refused_showing_none_of_it(postgres_server, password):
+    """Unescaped, libpq takes part of such a password for the host or database and quotes it in errors."""
+    with pytest.raises(nb.ConfigurationError, match="PGPASSWORD") as raised:
+        nb.EventLog(f"postgresql://impilo:{password}@127.0.0.1:{postgres_server.port}/postgres")
+    text = str(raised.value) + repr(raised.value)
+    assert not [piece for piece in re.split(r"[@/?#:]", password) if len(piece) >= 3 and piece in text], text
+
+
+def test_an_uppercase_password_parameter_is_refused_without_showing_it():
+    secret = "never-registered-elsewhere-4711"  # so no earlier test's masking can hide it
+    with pytest.raises(nb.ConfigurationError, match="PASSWORD") as raised:
+        nb.EventLog(f"postgresql://team@127.0.0.1:{pg.free_port()}/events?PASSWORD={secret}")
+    assert secret not in str(raised.value) + repr(raised.value)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "8"])
@@ -284,6 +307,40 @@ def test_an_events_table_of_another_application_is_left_untouched(postgres_serve
     with psycopg.connect(postgres_url) as conn:
         tables = {name for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert tables == {"events"} and conn.execute("SELECT title FROM events").fetchall() == [("launch",)]
+
+
+def test_a_payload_of_many_keys_is_stored_and_a_log_made_before_shape_digests_gains_them(postgres_url):
+    """Shapes were once UNIQUE on their names, which a btree entry (~2.7 kB) cannot hold for a
+    payload of a few hundred keys: such a delivery was refused as 'cannot be reached' (503) for ever."""
+    with nb.EventLog(postgres_url) as log:
+        log.record_body(body(1, email="a@example.org"))
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # back to the earlier version's table
+        conn.execute("DROP INDEX shapes_digest")
+        conn.execute("ALTER TABLE shapes DROP COLUMN digest, ADD CONSTRAINT shapes_names_key UNIQUE (names)")
+    wide = {f"field_{n:04d}": n for n in range(1000)}
+    with nb.EventLog(postgres_url) as log:
+        log.record_body(body(2, email="b@example.org"))  # the shape stored before the upgrade
+        log.record_body(body(3, **wide))
+        frame = log.frame()
+        assert frame["payload.email"].tolist()[:2] == ["a@example.org", "b@example.org"]
+        assert frame.loc[2, "payload.field_0999"] == 999 and frame.shape == (3, 5 + 2 + 1000)
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM shapes").fetchone() == (2,)
+
+
+@pytest.mark.parametrize("table", ["shapes", "rejections", "attempts"])
+def test_another_applications_table_of_a_name_the_log_uses_is_left_untouched(postgres_url, table):
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, name text)")
+        conn.execute(f"INSERT INTO {table} (name) VALUES ('theirs')")
+    with pytest.raises(nb.ConfigurationError, match=f"'{table}' table that is not an event log's"):
+        nb.EventLog(postgres_url)
+    with psycopg.connect(postgres_url) as conn:
+        tables = {name for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        columns = [name for (name,) in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position", (table,))]
+        assert tables == {table} and columns == ["id", "name"]
+        assert conn.execute(f"SELECT name FROM {table}").fetchall() == [("theirs",)]
 
 
 # --- Reading what is new by seq never skips a row that commits late --------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from typing import Any, Final
 
@@ -66,7 +66,7 @@ _FIXED_DTYPES: Final = {
 _NONE = type(None)
 
 
-def check_columns(columns: Sequence[str] | None, fixed: Sequence[str]) -> tuple[list[str] | None, set[str] | None]:
+def check_columns(columns: Iterable[str] | None, fixed: Sequence[str]) -> tuple[list[str] | None, set[str] | None]:
     """``columns`` checked before anything is read: ``(columns, payload names)``, or ``(None, None)`` for all.
 
     Raises:
@@ -75,9 +75,12 @@ def check_columns(columns: Sequence[str] | None, fixed: Sequence[str]) -> tuple[
     """
     if columns is None:
         return None, None
-    if isinstance(columns, str) or not isinstance(columns, Sequence) or not all(isinstance(c, str) for c in columns):
+    # Any collection of names: a list, a tuple, another frame's .columns (an Index), a numpy array.
+    names = None if isinstance(columns, (str, bytes, Mapping)) or not isinstance(columns, Iterable) else list(columns)
+    if names is None or not all(isinstance(c, str) for c in names):
         problem = f"Give a list of column names, such as ['received_at', 'type', 'payload.email']; got {columns!r:.80}."
         raise ValidationError("frame", [FieldError("columns", problem)])
+    columns = names
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     unknown = [c for c in columns if c not in fixed and c != PAYLOAD and not c.startswith(PAYLOAD + ".")]
     problems = [FieldError("columns", f"{name!r} is given twice; give each column once.") for name in repeated]
@@ -209,8 +212,17 @@ class _Payloads:
                 self.types.setdefault(name, set()).update(map(type, column))
 
     def _order(self, rank: np.ndarray) -> list[str]:
+        # Every name of a shape shares that shape's rows: find their first final place once per
+        # rows, not once per name (a payload of 10,000 keys would be 10,000 numpy calls a shape).
+        firsts: dict[int, int] = {}
+
+        def first_place(rows: Sequence[int]) -> int:
+            if (place := firsts.get(id(rows))) is None:
+                place = firsts[id(rows)] = int(_at(rank, rows).min())
+            return place
+
         def first(name: str) -> tuple[int, int]:
-            return min((int(_at(rank, rows).min()), position) for rows, position in self.places[name])
+            return min((first_place(rows), position) for rows, position in self.places[name])
 
         return sorted(self.places, key=first)
 
@@ -222,17 +234,22 @@ class _Payloads:
             problem = f"No event read has {', '.join(map(repr, unknown))}. The payload columns there are: {known}."
             raise ValidationError("frame", [FieldError("columns", problem)])
 
-    def columns(self, count: int, rank: np.ndarray) -> dict[str, pd.Series]:
-        """Each gathered column as a Series of ``count`` rows in final order (missing: NaN), typed."""
+    def columns(self, count: int, rank: np.ndarray) -> dict[str, Any]:
+        """Each gathered column as an array of ``count`` rows in final order (missing: NaN), typed."""
         result = {}
+        places: dict[int, np.ndarray] = {}  # the final places of each rows, shared by a shape's names
         for name in self._order(rank):
             if name not in self.pieces:
                 continue
             column = np.full(count, np.nan, dtype=object)
             for rows, values in self.pieces.pop(name):
-                # fromiter keeps a list value as one object (an array would try to nest it).
-                column[_at(rank, rows)] = np.fromiter(values, dtype=object, count=len(values))
-            result[name] = _tidy(pd.Series(column, dtype=object), self.types[name] - {_NONE})
+                if (at := places.get(id(rows))) is None:
+                    at = places[id(rows)] = _at(rank, rows)
+                if len(values) == 1:
+                    column[at[0]] = values[0]
+                else:  # fromiter keeps a list value as one object (an array would try to nest it).
+                    column[at] = np.fromiter(values, dtype=object, count=len(values))
+            result[name] = _tidy(column, self.types[name] - {_NONE})
         return result
 
 
@@ -241,26 +258,30 @@ def _at(rank: np.ndarray, rows: Sequence[int]) -> np.ndarray:
     return rank[rows.start : rows.stop] if isinstance(rows, range) else rank[np.asarray(rows, dtype=np.intp)]
 
 
-def _tidy(column: pd.Series, types: set[type]) -> pd.Series:
+def _tidy(column: np.ndarray, types: set[type]) -> Any:
     """Nullable ints for integer columns (ids), nullable booleans for flags; else as pandas infers.
 
     ``types`` (the Python types of the values that are not None) decides without a pass in
-    Python; a column with floats takes the exact rule, as a NaN value counts as missing.
+    Python; a column with floats takes the exact rule, as a NaN value counts as missing. Int
+    and boolean arrays are built from their values and mask directly: a payload of thousands
+    of keys makes as many columns, and pandas' own conversion costs more per column than a
+    column of a few rows holds.
     """
     with contextlib.suppress(TypeError, ValueError):
         if float in types:
-            return _tidy_exactly(column)
+            return _tidy_exactly(pd.Series(column, dtype=object))
         if not types:
             return column
-        if types == {bool}:
-            return column.astype("boolean")
-        if types == {int}:
-            # Int64 holds 64 bits; a column with a larger integer stays Python ints.
-            values = column.dropna()
-            in_range = values.min() >= INT64_MIN and values.max() <= INT64_MAX
-            return column.astype("Int64") if in_range else column
-        return column.infer_objects()
-    return column
+        if types in ({int}, {bool}):
+            missing = pd.isna(column)
+            data: np.ndarray = np.zeros(len(column), dtype=np.int64 if types == {int} else np.bool_)
+            try:
+                data[~missing] = column[~missing]
+            except OverflowError:  # Int64 holds 64 bits; a column with a larger integer stays Python ints
+                return column
+            return pd.arrays.IntegerArray(data, missing) if types == {int} else pd.arrays.BooleanArray(data, missing)
+        return pd.Series(column, dtype=object).infer_objects()
+    return pd.Series(column, dtype=object)
 
 
 def _tidy_exactly(column: pd.Series) -> pd.Series:

@@ -18,18 +18,20 @@ import hashlib
 import html
 import json
 import math
+import numbers
 import operator
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 
 from .._time import poll_until, utc_iso
 from ..errors import ConfigurationError, FieldError, ValidationError
-from .envelope import InvalidDeliveryError, NormalisedEvent, normalise_delivery, parse_delivery
+from .envelope import INT64_MAX, INT64_MIN, InvalidDeliveryError, NormalisedEvent, normalise_delivery, parse_delivery
 from .frames import (
     COLUMNS,
     LATEST_COLUMNS,
@@ -56,6 +58,10 @@ TIMELINE_WIDTHS = {
     "1s": 1, "5s": 5, "15s": 15, "30s": 30, "1min": 60, "5min": 300, "15min": 900, "30min": 1800,
     "1h": 3600, "3h": 3 * 3600, "6h": 6 * 3600, "12h": 12 * 3600, "1D": 86400, "7D": 7 * 86400,
 }
+
+#: The widest bucket ``timeline(freq)`` takes, in seconds (a century): buckets far wider would
+#: end beyond the year 9999, the last a timestamp can show.
+MAX_BUCKET_SECONDS = 100 * 365 * 86400
 
 #: Backfill rows get event ids at or below this: never a sandbox id (positive), a hashed id
 #: (0 to 2**60) or a delivered id a platform would plausibly use.
@@ -183,8 +189,12 @@ class EventLog:
         return self._store.type_counts()
 
     def get(self, event_id: int) -> dict[str, Any] | None:
-        """Everything stored for one event: payload, raw body, headers (without secrets), sender."""
-        record = self._store.get(event_id)
+        """Everything stored for one event: payload, raw body, headers (without secrets), sender;
+        None for an id not stored (one beyond 64 bits never is)."""
+        if not _is_whole(event_id):
+            problem = f"Must be an event id, a whole number (as in frame()['event_id']); got {event_id!r:.80}."
+            raise ValidationError("get", [FieldError("event_id", problem)])
+        record = self._store.get(operator.index(event_id)) if INT64_MIN <= event_id <= INT64_MAX else None
         if record is None:
             return None
         for key in ("payload", "headers"):
@@ -196,7 +206,7 @@ class EventLog:
 
     def frame(
         self, type: str | None = None, since: Any = None, *,  # noqa: A002
-        columns: Sequence[str] | None = None, limit: int | None = None, after_seq: int | None = None,
+        columns: Iterable[str] | None = None, limit: int | None = None, after_seq: int | None = None,
     ) -> pd.DataFrame:
         """Events in arrival order: ``received_at, event_id, type, resource_id, delivery_count, payload.*``.
 
@@ -407,7 +417,7 @@ def _event_ids(event_ids: Iterable[int]) -> list[int]:
     if wrong:
         problem = f"Must be whole numbers (event ids, as in frame()['event_id']); not: {', '.join(wrong)}."
         raise ValidationError("bodies", [FieldError("event_ids", problem)])
-    return [operator.index(value) for value in ids]
+    return [operator.index(value) for value in ids if INT64_MIN <= value <= INT64_MAX]  # others are stored nowhere
 
 
 def _check_family(family: Any, where: str) -> None:
@@ -417,27 +427,47 @@ def _check_family(family: Any, where: str) -> None:
 
 
 def _optional_text(value: Any, name: str) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValidationError("frame", [FieldError(name, f"Must be an event type such as 'patient.updated'; got {value!r:.80}.")])
+    if value is not None and (not isinstance(value, str) or not value or not _encodes(value)):
+        problem = f"Must be an event type such as 'patient.updated' (valid Unicode text); got {value!r:.80}."
+        raise ValidationError("frame", [FieldError(name, problem)])
     return value
 
 
+def _encodes(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate, which no stored event can hold)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _optional_count(value: Any, name: str) -> int | None:
-    if value is not None and (not _is_whole(value) or value < 0):
-        raise ValidationError("frame", [FieldError(name, f"Must be a whole number, 0 or more, or None; got {value!r:.80}.")])
+    if value is not None and (not _is_whole(value) or not 0 <= value <= INT64_MAX):
+        problem = f"Must be a whole number from 0 to 2**63 - 1 (64 bits), or None; got {value!r:.80}."
+        raise ValidationError("frame", [FieldError(name, problem)])
     return None if value is None else operator.index(value)
 
 
 def _as_utc_iso(value: Any, name: str) -> str:
-    """A datetime, Timestamp or ISO text (naive means UTC) as the log's UTC timestamp text."""
+    """A datetime, Timestamp or ISO text (naive means UTC) as the log's UTC timestamp text.
+
+    A number is refused: pandas would read it as nanoseconds since 1970, so ``time.time()``
+    would silently mean a moment in January 1970. A moment finer than the log's microseconds is
+    rounded up, so "at or after" never takes in an event from before it.
+    """
+    if isinstance(value, (numbers.Number, np.generic)) and not isinstance(value, np.datetime64):
+        problem = (f"Must be a moment, not a number; got {value!r:.80}. For Unix seconds give"
+                   f" pd.Timestamp({value!r:.40}, unit='s'); else a datetime or ISO text such as '2024-05-01T12:00:00Z'.")
+        raise ValidationError("frame", [FieldError(name, problem)])
     try:
         stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
+        if pd.isna(stamp):
+            raise ValidationError("frame", [FieldError(name, "Must be a moment in time; got a missing value (NaT).")])
+        stamp = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).ceil("us")
+    except (TypeError, ValueError) as exc:  # OutOfBoundsDatetime is a ValueError
         problem = f"Must be a datetime, a Timestamp or ISO 8601 text such as '2024-05-01T12:00:00Z'; got {value!r:.80} ({exc})."
         raise ValidationError("frame", [FieldError(name, problem)]) from None
-    if pd.isna(stamp):
-        raise ValidationError("frame", [FieldError(name, "Must be a moment in time; got a missing value (NaT).")])
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return utc_iso(stamp.to_pydatetime())
 
 
@@ -462,7 +492,7 @@ def _fixed_width(freq: Any) -> tuple[str, int]:
         problem = (f"Must be a fixed bucket width such as '30s', '5min', '1h' or '1D'; got {freq!r:.80} ({exc})."
                    " Calendar widths (months, weeks starting on a weekday) are not supported.")
         raise ValidationError("timeline", [FieldError("freq", problem)]) from None
-    if seconds < 1 or seconds != int(seconds):
-        problem = f"Must be a whole number of seconds, at least 1; {freq!r} is {seconds:g} s."
+    if seconds < 1 or seconds != int(seconds) or seconds > MAX_BUCKET_SECONDS:
+        problem = f"Must be a whole number of seconds, from 1 to {MAX_BUCKET_SECONDS} (a century); {freq!r} is {seconds:g} s."
         raise ValidationError("timeline", [FieldError("freq", problem)])
     return str(freq), int(seconds)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import operator
 import re
@@ -47,7 +48,7 @@ import select
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote
 
 from .._extras import require
 from ..errors import ConfigurationError, EventLogUnavailableError, InvalidDeliveryError, register_secret
@@ -78,6 +79,15 @@ BATCH_ROWS = 20_000
 #: Columns an existing ``events`` table must have to be taken for an event log.
 EVENT_COLUMNS = frozenset({"seq", "event_id", "type", "resource_id", "received_at", "delivery_count", "payload", "body"})
 
+#: Each table's columns that an existing table of that name must have to be taken for the event
+#: log's: ``shapes``, ``rejections`` and ``attempts`` are names another application may well use.
+TABLE_COLUMNS = {
+    "events": EVENT_COLUMNS,
+    "shapes": frozenset({"id", "names"}),
+    "rejections": frozenset({"id", "received_at", "status", "reason", "remote_addr"}),
+    "attempts": frozenset({"id", "event_id", "kind", "target", "attempted_at", "status_code", "latency_ms", "error"}),
+}
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,   -- arrival order
@@ -99,8 +109,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS shapes (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    names text NOT NULL UNIQUE                              -- JSON list of flattened payload column names
+    names text NOT NULL,                                    -- JSON list of flattened payload column names
+    digest bytea NOT NULL                                   -- SHA-256 of names, unique (names outgrow a btree entry)
 );
+-- A database made while names itself was UNIQUE: a payload of a few hundred keys could not be stored.
+ALTER TABLE shapes ADD COLUMN IF NOT EXISTS digest bytea;
+UPDATE shapes SET digest = sha256(convert_to(names, 'UTF8')) WHERE digest IS NULL;
+ALTER TABLE shapes ALTER COLUMN digest SET NOT NULL, DROP CONSTRAINT IF EXISTS shapes_names_key;
+CREATE UNIQUE INDEX IF NOT EXISTS shapes_digest ON shapes (digest);
 CREATE TABLE IF NOT EXISTS rejections (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     received_at timestamptz NOT NULL,
@@ -124,7 +140,7 @@ CREATE INDEX IF NOT EXISTS events_resource ON events (resource_id, position, seq
 """
 
 #: The tables and indexes ``_SCHEMA`` creates, read from it.
-_SCHEMA_OBJECTS = re.findall(r"IF NOT EXISTS (\w+)", _SCHEMA)
+_SCHEMA_OBJECTS = re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA)
 
 
 def _iso(column: str) -> str:
@@ -164,17 +180,27 @@ FROM events WHERE event_id = %s
 _BYTEWISE = 'COLLATE "C"'
 
 
+#: A ``password`` parameter of a URL's query, in any case (libpq refuses all but lower case, and says so).
+_PASSWORD_PARAMETER = re.compile(r"(?<=[?&])password=[^&]*&?", re.IGNORECASE)
+
+
 def redacted_url(url: str) -> str:
-    """``url`` without its password (in the user part or a ``password=`` parameter), to show."""
+    """``url`` without its password (in the user part or a ``password=`` parameter), to show.
+
+    The user part is taken to end at the URL's *last* ``@``: a password typed without escaping
+    may hold ``@``, ``/``, ``?`` or ``#``, and none of it may show. (What follows a later ``@`` in
+    a query value is then shown as the host: a wrong-looking URL, never a leaked password.)
+    """
+    url = _PASSWORD_PARAMETER.sub("", url).rstrip("?&")
     scheme, _, rest = url.partition("://")
-    rest, hash_, fragment = rest.partition("#")
-    rest, question, query = rest.partition("?")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, hosts = authority.rpartition("@")
-    user = userinfo.partition(":")[0]
-    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "password"]
-    query = urlencode(kept, safe=":/,")
-    return f"{scheme}://{user}{at}{hosts}{slash}{path}{question if query else ''}{query}{hash_}{fragment}"
+    userinfo, at, hosts = rest.rpartition("@")
+    return f"{scheme}://{userinfo.partition(':')[0]}{at}{hosts}"
+
+
+def _typed_password(url: str) -> str:
+    """The password as typed in ``url``'s user part (up to its last ``@``), unescaped; '' if none."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    return unquote(userinfo.partition(":")[2])
 
 
 def _describe(params: Mapping[str, str]) -> str:
@@ -185,14 +211,25 @@ def _describe(params: Mapping[str, str]) -> str:
 
 
 def _parse(url: str) -> dict[str, str]:
-    """The URL's connection parameters; ``ConfigurationError`` (without the password) if libpq cannot read it."""
+    """The URL's connection parameters; ``ConfigurationError`` (without the password) if libpq cannot
+    read it, or reads another password than the one typed (an unescaped ``@ / ? #`` in it: libpq
+    would take part of it for the host or the database, and show that part in its errors)."""
+    typed = _typed_password(url)
+    register_secret(typed)  # masked in every error text from now on, libpq's included
     try:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
+        reason = "" if typed else f" ({_first_line(exc)})"  # libpq may quote a piece of the password
         raise ConfigurationError(
-            f"{redacted_url(url)} is not a PostgreSQL URL libpq can read ({_first_line(exc)}). Write it as"
+            f"{redacted_url(url)} is not a PostgreSQL URL libpq can read{reason}. Write it as"
             " postgresql://user@host:5432/database, with the password in PGPASSWORD or ~/.pgpass."
         ) from None
+    if typed and params.get("password") != typed:
+        raise ConfigurationError(
+            f"{redacted_url(url)}: its password holds a character a URL reserves (@ / ? # :), so libpq would read"
+            " part of it as the host or the database. Put the password in PGPASSWORD or ~/.pgpass (best), or"
+            " percent-encode those characters (@ as %40, / as %2F, ? as %3F, # as %23)."
+        )
     return {key: str(value) for key, value in params.items() if value is not None}
 
 
@@ -353,8 +390,9 @@ class PostgresStore:
         shape = self._shapes.get(names)
         if shape is None:
             row = conn.execute(
-                "INSERT INTO shapes (names) VALUES (%s) ON CONFLICT (names) DO UPDATE SET names = excluded.names RETURNING id",
-                (names,),
+                "INSERT INTO shapes (names, digest) VALUES (%s, %s)"
+                " ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest RETURNING id",
+                (names, hashlib.sha256(names.encode()).digest()),
             ).fetchone()
             assert row is not None  # RETURNING gives the row inserted or updated
             shape = self._shapes[names] = int(row[0])
@@ -532,15 +570,17 @@ def _create_schema(conn: psycopg.Connection[TupleRow], where: str) -> None:
 
 
 def _schema_complete(conn: psycopg.Connection[TupleRow], where: str) -> bool:
-    """Whether every table and index of ``_SCHEMA`` exists; ``ConfigurationError`` for an
-    ``events`` table that is not an event log's."""
-    columns = {name for (name,) in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('events') AND attnum > 0 AND NOT attisdropped")}
-    if columns and not columns >= EVENT_COLUMNS:
-        raise ConfigurationError(
-            f"{where} has an 'events' table that is not an event log's (no {', '.join(sorted(EVENT_COLUMNS - columns))});"
-            " it was left untouched. Give another database, or a schema of its own (options=-csearch_path=...)."
-        )
+    """Whether every table and index of ``_SCHEMA`` exists; ``ConfigurationError`` for a table of
+    one of its names that is not the event log's (``TABLE_COLUMNS``), before anything is changed."""
+    for table, wanted in TABLE_COLUMNS.items():
+        columns = {name for (name,) in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (table,))}
+        if columns and not columns >= wanted:
+            raise ConfigurationError(
+                f"{where} has an {table!r} table that is not an event log's (no {', '.join(sorted(wanted - columns))});"
+                " it was left untouched. Give another database, or a schema of its own (options=-csearch_path=...)."
+            )
     row = conn.execute("SELECT count(*) FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
                        (_SCHEMA_OBJECTS,)).fetchone()
     return row is not None and row[0] == 0

@@ -41,8 +41,12 @@ __all__ = [
     "kept_headers",
 ]
 
-#: Request headers never stored: they carry credentials.
-SECRET_HEADERS = frozenset(h.lower() for h in (WEBHOOK_SECRET_HEADER, API_KEY_HEADER, "Authorization", "Cookie"))
+#: Request headers never stored: they carry credentials. Besides Impilo's own, the ones a proxy,
+#: gateway or tunnel in front of the receiver commonly adds (``X-Api-Key`` is the usual API-key header).
+SECRET_HEADERS = frozenset(
+    h.lower()
+    for h in (WEBHOOK_SECRET_HEADER, API_KEY_HEADER, "Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key")
+)
 
 #: What an attempt to send a stored body somewhere was: a replay, or a forward by the receiver.
 ATTEMPT_KINDS = ("replay", "forward")
