@@ -760,6 +760,22 @@ def test_writes_between_pages_never_shift_the_pages_after(http):
     assert page(2) == (["d", "e"], 8, False)
 
 
+def test_a_walk_after_another_clients_write_and_read_continues_where_position_would(http):
+    """Two walkers share the sandbox's page ends: after a write, a page N - 1 served to another
+    walker decides where this walk's page N starts. That is where reading by position would
+    continue too, so sharing never costs a walk more than position-based paging would."""
+    ids = [http("POST", API, json=make_patient(n)).json()["id"] for n in range(1, 8)]
+
+    def page(number):
+        return [p["id"] for p in http("GET", API, params={"size": 2, "page": number, "archived": "false"}).json()["content"]]
+
+    assert page(1) == ids[0:2]  # walker A
+    http("PATCH", f"{API}/{ids[1]}", json={"archived": True})
+    assert page(1) == [ids[0], ids[2]]  # walker B starts after the write
+    assert page(2) == [ids[3], ids[4]]  # walker A's page 2: as by position (ids[2] is missed either way)
+    assert page(3) == [ids[5], ids[6]]
+
+
 # -- the shape of the code ----------------------------------------------------------------------
 
 
