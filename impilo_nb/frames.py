@@ -56,13 +56,18 @@ def _typed(
     for col, dtype in dtypes.items():
         if col not in frame.columns:
             continue
-        if dtype.startswith("datetime64[ns, UTC]"):
-            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype(dtype)
-            continue
         try:
-            frame[col] = frame[col].astype(dtype)
+            if dtype.startswith("datetime64[ns, UTC]"):
+                frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype(dtype)
+            else:
+                frame[col] = frame[col].astype(dtype)
         except OverflowError:  # a server's integer beyond 64 bits: every digit kept, as the event log keeps them
             log.warning("Column %s holds an integer beyond 64 bits, so it stays Python ints (dtype object), not %s.", col, dtype)
+        except (ValueError, TypeError) as exc:
+            # One odd value (a server extra such as eventId "abc", a date outside pandas' range)
+            # must not cost the whole listing: the column keeps the values as they came.
+            log.warning("Column %s has a value that is not %s (%s), so it keeps its values as they came (dtype object).",
+                        col, dtype, str(exc)[:120])
     return frame
 
 

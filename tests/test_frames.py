@@ -174,3 +174,15 @@ def test_a_dotted_extra_key_colliding_with_a_nested_field_reads_as_through_the_m
     items = [{"address.city": "Dotted", **PLAIN}, {**PLAIN, "address.city": "Dotted"}]  # before and after "address"
     through_model = patient_frame([Patient.from_api(item) for item in items])
     pd.testing.assert_frame_equal(patient_frame(wire_records(Patient, items, where="GET /p")), through_model)
+
+
+@pytest.mark.parametrize(
+    "extra", [{"eventId": "abc"}, {"eventId": 1.5}, {"nextAttemptTimestamp": "zzz"}, {"createTimestamp": "0001-01-01T00:00:00Z"}]
+)
+def test_one_odd_value_in_a_delivery_log_column_keeps_the_listing(extra, caplog):
+    from impilo_nb.frames import webhook_log_frame
+
+    entries = [{"id": 1, "createTimestamp": "2024-06-01T12:00:00Z"}, {"id": 2, **extra}]
+    frame = webhook_log_frame(entries)
+    assert frame["id"].tolist() == [1, 2]
+    assert "keeps its values as they came" in caplog.text or frame[next(iter(extra))].notna().any()
