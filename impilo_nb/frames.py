@@ -68,6 +68,7 @@ def _typed(
             # must not cost the whole listing: the column keeps the values as they came.
             log.warning("Column %s has a value that is not %s (%s), so it keeps its values as they came (dtype object).",
                         col, dtype, str(exc)[:120])
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)  # one missing value: None
     return frame
 
 

@@ -125,9 +125,8 @@ def test_a_frame_of_any_mappings_is_what_flattening_each_row_gives(rows):
     assume(not rows or any(flatten_record(dict(row)) for row in rows))
     try:
         expected = frame_as_before(rows)
-    except (ValueError, TypeError, OverflowError):  # values no column dtype takes: refused either way
-        with pytest.raises((ValueError, TypeError, OverflowError)):
-            patient_frame(rows)
+    except (ValueError, TypeError, OverflowError):  # values no column dtype takes: the rows are kept, that column as it came
+        assert len(patient_frame(rows)) == len(rows)
         return
     pd.testing.assert_frame_equal(patient_frame(rows), expected)
 
