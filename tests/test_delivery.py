@@ -1,7 +1,6 @@
 """Webhook delivery from the sandbox to real receivers on loopback."""
 
 import threading
-import time
 
 import anyio
 import pandas as pd
@@ -12,6 +11,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 import impilo_nb as nb
+from impilo_nb._time import poll_until
 from impilo_nb.sandbox.delivery import BLOCKED, RETRY_DELAYS, Dispatcher, is_loopback_url
 from impilo_nb.sandbox.store import DeliveryQuery, SandboxStore
 from impilo_nb.serving import BackgroundServer
@@ -58,13 +58,8 @@ def newest(api, column):
     return None if pd.isna(value) else value
 
 
-def wait_until(condition, timeout=HANG_GUARD):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def wait_until(condition, timeout: float = HANG_GUARD) -> bool:
+    return poll_until(condition, timeout=timeout)
 
 
 class Scripted:

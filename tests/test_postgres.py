@@ -15,13 +15,13 @@ import re
 import subprocess
 import sys
 import threading
-import time
 
 import psycopg
 import pytest
 import requests
 
 import impilo_nb as nb
+from impilo_nb._time import poll_until
 from impilo_nb.errors import EventLogUnavailableError
 from impilo_nb.eventlog.postgres import DEFAULT_POOL_SIZE, PostgresStore, redacted_url
 from impilo_nb.eventlog.store import EventQuery
@@ -42,12 +42,7 @@ def with_password(url: str) -> str:
 
 
 def wait_until(condition, timeout: float = HANG_GUARD) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return poll_until(condition, timeout=timeout)
 
 
 # --- URLs and what is shown ------------------------------------------------------------------
