@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_PORT ?= 8888
 SANDBOX_PORT ?= 8765
+# Test processes (pytest-xdist): each test file stays in one, so a notebook runs in order and
+# each starts its own servers; most tests wait on sockets, so two share two cores well.
+TEST_WORKERS ?= 2
 
 .PHONY: lab test browser postgres report reliability sandbox notebooks lint clean
 
@@ -23,7 +26,7 @@ lab: $(STAMP)
 
 ## test: lint, then every test, notebooks, browser and PostgreSQL tests included (strict nbval; Debian chromium, postgresql)
 test: $(STAMP) lint browser postgres
-	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (Playwright downloads no browser here). Installed
 # when missing and we may (root with apt); otherwise tests/e2e skips and says how to install it.
