@@ -28,7 +28,8 @@ from impilo_nb._extras import EXTRAS, missing_modules, require
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXTRA_REQUIREMENTS = PYPROJECT["project"]["optional-dependencies"]
-TEST_TOOLS = {"pytest", "hypothesis", "schemathesis", "playwright", "nbval", "ruff", "mypy", "coverage", "pytest-timeout", "pytest-xdist"}
+TEST_TOOLS = {"pytest", "hypothesis", "schemathesis", "playwright", "nbval", "ruff", "mypy", "coverage"}
+TEST_TOOLS |= {"pytest-timeout", "pytest-xdist"}
 
 
 def block(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
