@@ -50,6 +50,7 @@ import pandas as pd
 
 from . import _md5
 from .errors import FieldError, ValidationError
+from .models import is_valid_unicode
 
 __all__ = ["HashSummary", "external_id", "external_ids", "hash_csv", "id_hazards", "id_hazards_frame"]
 
@@ -147,20 +148,13 @@ def _unencodable_errors(columns: dict[str, pd.Series]) -> list[FieldError]:
     errors = []
     for field, values in columns.items():
         bad = [label for label, v in zip(values.index.tolist(), values.tolist(), strict=True)
-               if isinstance(v, str) and not _encodes(v)]
+               if isinstance(v, str) and not is_valid_unicode(v)]
         if bad:
             shown = ", ".join(f"row {label!r}" for label in bad[:SHOWN_ROWS])
             errors.append(FieldError(field, f"{len(bad)} value(s) hold a lone surrogate, not valid Unicode ({shown}); "
                                             "read the file with its real encoding (e.g. encoding='utf-8')."))
     return errors
 
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def external_id(email: str, phone: str, *, key: str | bytes | None = None) -> str:

@@ -399,6 +399,16 @@ class PatientPatch(Patient):
     last_name: str | None = Field(default=None, json_schema_extra=NON_BLANK)  # type: ignore[assignment]
 
 
+def is_valid_unicode(text: str) -> bool:
+    """Whether ``text`` has UTF-8 bytes: no lone surrogate (text read with
+    ``errors="surrogateescape"`` may hold one), which nothing can store, hash or send."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_blank(text: str) -> bool:
     """True when ``text`` shows nothing: only spaces and invisible characters (zero-width
     spaces, joiners, byte-order marks, controls), which would make a name look empty in every

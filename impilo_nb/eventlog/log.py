@@ -31,6 +31,7 @@ import pandas as pd
 
 from .._time import poll_until, utc_iso
 from ..errors import ConfigurationError, FieldError, ValidationError
+from ..models import is_valid_unicode
 from .envelope import INT64_MAX, INT64_MIN, InvalidDeliveryError, NormalisedEvent, normalise_delivery, parse_delivery
 from .frames import (
     COLUMNS,
@@ -427,19 +428,11 @@ def _check_family(family: Any, where: str) -> None:
 
 
 def _optional_text(value: Any, name: str) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value or not _encodes(value)):
+    if value is not None and (not isinstance(value, str) or not value or not is_valid_unicode(value)):
         problem = f"Must be an event type such as 'patient.updated' (valid Unicode text); got {value!r:.80}."
         raise ValidationError("frame", [FieldError(name, problem)])
     return value
 
-
-def _encodes(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (no lone surrogate, which no stored event can hold)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _optional_count(value: Any, name: str) -> int | None:
