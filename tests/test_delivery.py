@@ -15,24 +15,10 @@ from impilo_nb._time import poll_until
 from impilo_nb.sandbox.delivery import BLOCKED, RETRY_DELAYS, Dispatcher, is_loopback_url
 from impilo_nb.sandbox.store import DeliveryQuery, SandboxStore
 from impilo_nb.serving import BackgroundServer
+from tests.conftest import FAST_TIME_SCALE, HANG_GUARD
 
-SCALE = 0.0002  # retries after 0.18 s, 0.36 s, 0.72 s
+SCALE = FAST_TIME_SCALE  # the fast_sandbox's: retries after 0.18 s, 0.36 s, 0.72 s
 HELD = 1000.0  # retries 10 days away and more: none fires by itself; the test calls retry_now()
-
-#: Seconds before a wait gives up. Only stops a hung test: every wait here is for something that
-#: happens whatever the machine's speed, and no outcome depends on how long it takes.
-HANG_GUARD = 60.0
-
-
-@pytest.fixture
-def fast_sandbox():
-    with nb.Sandbox(time_scale=SCALE) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(fast_sandbox):
-    return nb.ImpiloClient(base_url=fast_sandbox.url, api_key=fast_sandbox.api_key, timeout=HANG_GUARD)
 
 
 @pytest.fixture

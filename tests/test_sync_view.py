@@ -16,26 +16,9 @@ import pytest
 import impilo_nb as nb
 from impilo_nb._time import poll_until
 from impilo_nb.widgets import SyncView
-from tests.conftest import make_patient
-
-SCALE = 0.0002  # retries after 0.18 s, 0.36 s, 0.72 s: an outage runs its course in about a second
-
-#: Seconds before a wait gives up. Only stops a hung test: no outcome depends on the machine's speed.
-HANG_GUARD = 60.0
+from tests.conftest import HANG_GUARD, make_patient
 
 SECRET = "sync-view-secret-0123456789"
-
-
-@pytest.fixture
-def fast_sandbox():
-    with nb.Sandbox(time_scale=SCALE) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def api(fast_sandbox):
-    with nb.ImpiloClient(base_url=fast_sandbox.url, api_key=fast_sandbox.api_key, timeout=HANG_GUARD) as client:
-        yield client
 
 
 @pytest.fixture
