@@ -1,8 +1,8 @@
 """The optional features, the extra that installs each, and the one check that says so.
 
 ``pip install impilo_nb`` brings the core: the client, external ids, the event log, the
-webhook receiver, bulk import. Four features need more and are declared as extras in
-``pyproject.toml`` (``[sandbox]``, ``[widgets]``, ``[reports]``, ``[postgres]``; ``[all]`` is every one). Each is
+webhook receiver, bulk import. Five features need more and are declared as extras in
+``pyproject.toml`` (``[sandbox]``, ``[widgets]``, ``[reports]``, ``[dashboard]``, ``[postgres]``; ``[all]`` is every one). Each is
 loaded only when used, and the code that loads it calls ``require`` first, so a missing extra is
 one ``ConfigurationError`` that names the pip command, rather than a ``ModuleNotFoundError`` from
 deep inside a third-party import.
@@ -33,11 +33,14 @@ class Extra:
 #: Extra name -> the feature it enables and the modules that show it is installed.
 EXTRAS: dict[str, Extra] = {
     "sandbox": Extra("The embedded sandbox (nb.Sandbox, connect() without IMPILO_BASE_URL, impilo-nb sandbox)", ("fastapi",)),
-    "widgets": Extra("Showing widgets and charts (nb.widgets, EventLog.plot_timeline)", ("ipywidgets", "matplotlib")),
+    "widgets": Extra(
+        "Showing widgets and charts (nb.widgets, EventLog.plot_timeline)", ("ipywidgets", "matplotlib", "itables", "anywidget")
+    ),
     "reports": Extra(
         "The report command (impilo-nb report, build_report)",
         ("papermill", "nbclient", "nbconvert", "nbformat", "bs4", "ipykernel"),
     ),
+    "dashboard": Extra("The dashboard (make dashboard, impilo-nb dashboard)", ("voila",)),
     "postgres": Extra("An event log on PostgreSQL (EventLog('postgresql://...'), receiver --db postgresql://...)", ("psycopg",)),
 }
 
