@@ -210,6 +210,7 @@ def test_the_wheel_ships_py_typed_and_its_metadata_declares_the_extras_and_no_te
         "sandbox",
         "widgets",
         "reports",
+        "dashboard",
         "postgres",
         "all",
     }
