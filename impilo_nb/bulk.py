@@ -1,13 +1,20 @@
 """Bulk import: a DataFrame of patients -> created, updated or left alone, one result per row.
 
+    frame = nb.bulk.read_csv("patients.csv")          # any separator and encoding; index = line numbers
+    frame = nb.bulk.suggest_columns(frame).apply(frame)  # "First Name" -> firstName, ...
     results = nb.bulk.upsert_patients(client, frame)   # frame columns as client.patients.frame()
-    results.status.value_counts()
+    nb.bulk.summary(results)
 
 Columns use the wire names, nested fields dotted (``address.city``), as ``patients.frame()``
 returns them, so an exported frame can be edited and imported back; snake_case names work too.
 Other columns are carried into the results untouched; a column named like one of
 ``RESULT_COLUMNS`` (a CRM export's own ``status``) is refused before anything is sent, since
-the results would overwrite it. Rows are taken by position, so any index works.
+the results would overwrite it. Rows are taken by position, so any index works, and the
+results keep it: a frame from ``read_csv`` is indexed by the file's line numbers, so "line 17"
+in the results is line 17 of the file. Columns that name a field under an everyday header
+("First Name") are not guessed at: ``suggest_columns`` proposes the names, and an import
+whose frame lacks the names a patient needs, but has such look-alikes, is refused before any
+request with a pointer to it. docs/csv-import.md tells the whole story.
 
 An import is a plan, then its execution:
 
@@ -32,6 +39,7 @@ from __future__ import annotations
 import copy
 import reprlib
 import time
+import warnings
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
@@ -42,6 +50,7 @@ import pandas as pd
 
 from . import transport
 from ._constants import DEFAULT_POOL_SIZE
+from ._csvfiles import LINE_INDEX, ColumnMapping, field_for, read_csv, suggest_columns
 from .client import ImpiloClient
 from .errors import APIError, APIStatusError, ConflictError, FieldError, ValidationError
 from .models import Patient, patient_changes, prune_empty_objects, set_path
@@ -50,7 +59,7 @@ from .responses import read_record
 if TYPE_CHECKING:
     from tqdm.auto import tqdm
 
-__all__ = ["RESULT_COLUMNS", "STATUSES", "summary", "upsert_patients"]
+__all__ = ["RESULT_COLUMNS", "STATUSES", "ColumnMapping", "read_csv", "suggest_columns", "summary", "upsert_patients"]
 
 
 class RowStatus(StrEnum):
@@ -176,7 +185,7 @@ def plan_upserts(client: ImpiloClient, frame: pd.DataFrame, *, key: str = "exter
     _check_frame(frame, key)
     columns, key_column = _patient_columns(frame, key)
     rows = frame.to_dict("records")  # by position: index labels may repeat
-    actions, keys = _match_keys(rows, frame.index.tolist(), key_column, key)
+    actions, keys = _match_keys(rows, frame.index.tolist(), key_column, key, lines=frame.index.name == LINE_INDEX)
     try:
         existing = _lookup(client, key, list(keys.values()))
     except APIError as exc:
@@ -220,7 +229,8 @@ def execute_plan(
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Rows per status, every status listed (zeros included), with its share of the total.
+    """Rows per status, every status listed (zeros included), and ``percent`` of all rows
+    (a float, 97.6 for 97.6 %, rounded to one decimal).
 
     A dry run's results (``results.attrs["dry_run"]``, set by ``upsert_patients``) are listed
     as "would create" and "would update", and the table carries the same flag in its ``attrs``.
@@ -232,7 +242,7 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     order = list(_DRY_RUN_STATUSES if dry_run else STATUSES)
     order += [status for status in counts.index if status not in order]
     counts = counts.reindex(order, fill_value=0)
-    table = pd.DataFrame({"rows": counts, "share": (counts / max(len(results), 1)).round(3)})
+    table = pd.DataFrame({"rows": counts, "percent": (100 * counts / max(len(results), 1)).round(1)})
     table.attrs["dry_run"] = dry_run
     return table
 
@@ -305,13 +315,57 @@ def _refused(field_name: str, message: str) -> ValidationError:
 
 
 def _patient_columns(frame: pd.DataFrame, key: str) -> tuple[dict[str, str], Any]:
-    """The columns that are patient fields (column -> wire path, ``id`` aside), and the key's column."""
+    """The columns that are patient fields (column -> wire path, ``id`` aside), and the key's column.
+
+    Refused before any request: no key column, or no column named for a field every new patient
+    needs while another column names it under an everyday header ("First Name"), which would
+    otherwise make every row "firstName: This field is required". Other such look-alikes are
+    carried through with a warning.
+    """
     known = _known_paths()
     columns = {col: path for col in frame.columns if (path := _wire_path(col, known)) is not None and path != "id"}
     key_column = next((col for col in frame.columns if _wire_path(col, known) == key), None)
+    look_alikes = _look_alikes(frame.columns, known)
     if key_column is None:
-        raise _refused(key, f"No {key} column: it is needed to find patients on later runs.")
+        raise _refused(key, f"No {key} column: it is needed to find patients on later runs.{_key_hint(frame, key, look_alikes)}")
+    if any(path in look_alikes.values() for path in REQUIRED_FIELDS if path not in columns.values()):
+        raise _refused(next(iter(look_alikes)), _look_alike_text(look_alikes) + " Name them as the API does first: "
+                       "frame = nb.bulk.suggest_columns(frame).apply(frame).")
+    if look_alikes:
+        warnings.warn(_look_alike_text(look_alikes) + " They are carried into the results, not imported; to import them: "
+                      "frame = nb.bulk.suggest_columns(frame).apply(frame).", stacklevel=4)
     return columns, key_column
+
+
+#: Fields a new patient cannot do without (``Patient``'s required fields, as the wire names them).
+REQUIRED_FIELDS = tuple(info.alias or name for name, info in Patient.model_fields.items() if info.is_required())
+
+
+def _look_alikes(names: pd.Index, known: set[str]) -> dict[str, str]:
+    """Columns naming a field only under an everyday header (``"DOB"`` -> ``dateOfBirth``), for
+    fields no column names as the API does."""
+    named = {_wire_path(col, known) for col in names}
+    found = {col: field_for(col) for col in names if isinstance(col, str) and _wire_path(col, known) is None}
+    return {col: path for col, path in found.items() if path is not None and path not in named}
+
+
+def _look_alike_text(look_alikes: dict[str, str]) -> str:
+    shown = ", ".join(f"{col!r} ({path})" for col, path in look_alikes.items())
+    return f"Columns {shown} look like patient fields but are not named as the API names them."
+
+
+def _key_hint(frame: pd.DataFrame, key: str, look_alikes: dict[str, str]) -> str:
+    """How to get a key column: the file's separator, the everyday names, or deriving the identifier."""
+    names = [str(col) for col in frame.columns]
+    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+        return (f" The only column is {names[0]!r}: the file's separator was not recognised. "
+                "Read it with nb.bulk.read_csv(path), which detects it.")
+    if look_alikes:
+        return f" {_look_alike_text(look_alikes)} Name them as the API does: frame = nb.bulk.suggest_columns(frame).apply(frame)."
+    if key == "externalIdentifier":
+        return (' Derive one from email and phone: frame["externalIdentifier"] = '
+                'nb.external_ids(frame["email"], frame["phoneNumber"]).')
+    return ""
 
 
 def _known_paths() -> set[str]:
@@ -344,7 +398,7 @@ def _impilo_id(value: Any) -> tuple[Any, str | None]:
 
 
 def _match_keys(
-    rows: list[dict[Hashable, Any]], labels: list[Any], key_column: Any, key: str
+    rows: list[dict[Hashable, Any]], labels: list[Any], key_column: Any, key: str, *, lines: bool = False
 ) -> tuple[dict[int, Action], dict[int, Any]]:
     """By position: the rows that are invalid for their key alone (none, a bad id, a repeat),
     and every other row's key value."""
@@ -361,15 +415,21 @@ def _match_keys(
         elif key == "id":
             value, error = _impilo_id(value)
         if error is None and value in seen:
-            # Position and label: a label alone may name several rows (pd.concat repeats them).
-            first = seen[value]
-            error = f"Same {key} as frame.iloc[{first}] (index label {labels[first]!r}); each patient once per import."
+            error = f"Same {key} as {_row_name(labels, seen[value], lines=lines)}; each patient once per import."
         if error is not None:
             invalid[position] = Action(Outcome(RowStatus.INVALID, error=error))
             continue
         seen[value] = position
         keys[position] = value  # validated after the lookup, on the record as it would be stored
     return invalid, keys
+
+
+def _row_name(labels: list[Any], position: int, *, lines: bool) -> str:
+    """How an error names another row: its line in the file when the index holds them, else
+    position and label (a label alone may name several rows: ``pd.concat`` repeats them)."""
+    if lines:
+        return f"line {labels[position]}"
+    return f"frame.iloc[{position}] (index label {labels[position]!r})"
 
 
 def _lookup(client: ImpiloClient, key: str, values: list[Any]) -> dict[Any, Patient]:

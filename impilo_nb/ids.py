@@ -40,15 +40,17 @@ import os
 import re
 import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from . import _md5
+from ._csvfiles import CsvFormat, detect_format, find_column
 from .errors import FieldError, ValidationError
 from .models import is_valid_unicode
 
@@ -417,45 +419,81 @@ def hash_csv(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
     *,
-    email_col: str = "email",
-    phone_col: str = "phone",
+    email_col: str | None = None,
+    phone_col: str | None = None,
     key: str | bytes | None = None,
     chunk_rows: int = CSV_CHUNK_ROWS,
     progress: bool = True,
+    sep: str | None = None,
+    encoding: str | None = None,
 ) -> HashSummary:
     """Copy a CSV, adding an ``externalIdentifier`` column, one chunk at a time.
 
     Memory stays bounded by ``chunk_rows`` whatever the file's size. Every cell is read as
     text (a phone's leading zeros survive); an empty email or phone cell gives an empty id.
-    The progress bar counts bytes read.
-    """
-    import pandas as pd
-    from tqdm.auto import tqdm
+    The file is read as ``nb.bulk.read_csv`` reads it (separator and encoding detected unless
+    given) and written with the same separator and encoding. The email and phone columns are
+    found by name when not given (``email``, ``E-mail``...; ``phoneNumber``, ``Phone``,
+    ``Mobile``...: the names ``nb.bulk.suggest_columns`` knows). Every check is made before the
+    first row is read, so an error never follows a progress bar. The progress bar counts bytes.
 
+    Raises:
+        ValidationError: no such file, the destination is the source, an encoding or separator
+            that cannot be told, or no (or several) email or phone columns; each message names
+            the file and its columns and says what to pass.
+    """
     source, destination = Path(source), Path(destination)
     if not source.is_file():
-        raise ValidationError("hash_csv", [FieldError("source", f"No such file: {source}.")])
+        raise ValidationError(str(source), [FieldError("source", f"No such file: {source}.")])
     if source.resolve() == destination.resolve():
-        raise ValidationError("hash_csv", [FieldError("destination", "Must differ from the source file.")])
+        problem = f"{destination} is the input file itself; write to another file."
+        raise ValidationError(str(source), [FieldError("destination", problem)])
     secret = _key_bytes(key)
+    form = detect_format(source, sep=sep, encoding=encoding, caller=str(source))
+    try:
+        header = _read_chunks(source, form, nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise ValidationError(str(source), [FieldError("source", f"{source} is empty: it needs a header line.")]) from None
+    email_col = find_column(header, "email", email_col, source=source, option="email_col")
+    phone_col = find_column(header, "phoneNumber", phone_col, source=source, option="phone_col")
+    return _hash_file(source, destination, form, (email_col, phone_col), secret, chunk_rows=chunk_rows, progress=progress)
+
+
+def _read_chunks(source: Path | BinaryIO, form: CsvFormat, **options: Any) -> Any:
+    """``pd.read_csv`` over a file in its format, every cell as text (one frame, or chunks with ``chunksize``)."""
+    return pd.read_csv(source, sep=form.sep, quotechar=form.quotechar, encoding=form.encoding, dtype=str,
+                       keep_default_na=False, na_values=[""], **options)
+
+
+def _hash_file(
+    source: Path, destination: Path, form: CsvFormat, columns: tuple[str, str], secret: bytes | None, *,
+    chunk_rows: int, progress: bool,
+) -> HashSummary:
+    """The streaming copy itself, once every argument is known to be usable."""
+    from tqdm.auto import tqdm
+
+    email_col, phone_col = columns
     started = time.perf_counter()
     rows = missing = 0
     with (
         open(source, "rb") as raw,
+        open(destination, "w", encoding=form.encoding, newline="") as out,
         tqdm(total=source.stat().st_size, unit="B", unit_scale=True, desc="hashing", disable=not progress) as bar,
     ):
-        chunks = pd.read_csv(raw, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
-        for number, chunk in enumerate(chunks):
-            if number == 0:
-                for col in (email_col, phone_col):
-                    if col not in chunk.columns:
-                        raise ValidationError(
-                            "hash_csv", [FieldError(col, f"No such column; the file has {list(chunk.columns)}.")]
-                        )
+        for number, chunk in enumerate(_checked_chunks(_read_chunks(raw, form, chunksize=chunk_rows), source, form)):
             ids = pd.Series(_hash_chunk(chunk[email_col], chunk[phone_col], secret), index=chunk.index, dtype="string")
             chunk[ID_COLUMN] = ids
-            chunk.to_csv(destination, mode="w" if number == 0 else "a", header=number == 0, index=False)
+            chunk.to_csv(out, sep=form.sep, header=number == 0, index=False)
             rows += len(chunk)
             missing += int(ids.isna().sum())
             bar.update(raw.tell() - bar.n)
     return HashSummary(rows, missing, time.perf_counter() - started)
+
+
+def _checked_chunks(chunks: Iterator[pd.DataFrame], source: Path, form: CsvFormat) -> Iterator[pd.DataFrame]:
+    """The chunks, with a row the separator does not split evenly reported as the file's fault."""
+    try:
+        yield from chunks
+    except pd.errors.ParserError as exc:
+        message = f"{source}: rows do not split evenly on {form.sep!r} ({exc}); a cell holding the separator must be quoted."
+        raise ValidationError(str(source), [FieldError("source", message)]) from None

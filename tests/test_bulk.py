@@ -346,3 +346,82 @@ def test_an_id_cell_that_is_not_a_whole_number_updates_nobody(client, sandbox, c
     frame = pd.DataFrame({"id": [cell], "firstName": ["Changed"], "lastName": ["Name"]}, dtype=object)
     results = nb.bulk.upsert_patients(client, frame, key="id", progress=False)
     assert results.loc[0, "status"] == "invalid" and sandbox.request_counts().get("PUT", 0) == before
+
+
+# --- CSV files as people have them (docs/csv-import.md) --------------------------------------
+
+EVERYDAY = Path(__file__).parent / "data" / "patients_everyday.csv"
+EVERYDAY_CP1252 = Path(__file__).parent / "data" / "patients_everyday_cp1252.csv"
+
+
+@pytest.mark.filterwarnings("ignore:.*read as cp1252")
+@pytest.mark.parametrize("source", [EVERYDAY, EVERYDAY_CP1252], ids=["utf8-bom", "cp1252"])
+def test_an_everyday_file_imports_after_suggest_columns_keyed_by_its_line_numbers(client, source):
+    frame = nb.bulk.read_csv(source)
+    mapping = nb.bulk.suggest_columns(frame)
+    assert mapping.ignored == ["Notes"]
+    patients = mapping.apply(frame)
+    patients["externalIdentifier"] = nb.external_ids(patients["email"], patients["phoneNumber"])
+    results = upsert_patients(client, patients, progress=False)
+    assert results.index.tolist() == [2, 3, 4, 6, 7, 8] and results.index.name == "line"  # lines of the file
+    assert results["status"].tolist() == ["created"] * 4 + ["invalid", "created"]
+    assert "lastName" in results.loc[7, "error"]  # line 7 of the file: Chidi, no surname
+    assert results.loc[3, "Notes"] == "interpreter: Spanish; bring forms"  # carried through, not sent
+    stored = client.patients.get(int(results.loc[4, "patient_id"]))
+    assert (stored.first_name, stored.last_name, stored.address.city, stored.sex) == ("Amélie", "Côté", "Austin", "female")
+    assert client.patients.get(int(results.loc[2, "patient_id"])).address.zip_code == "05401"
+
+
+def test_everyday_headers_left_unmapped_are_refused_before_any_request_pointing_to_suggest_columns(client, sandbox):
+    frame = nb.bulk.read_csv(EVERYDAY)
+    frame["externalIdentifier"] = nb.external_ids(frame["E-mail"], frame["Phone"])
+    before = sandbox.request_counts()
+    with pytest.raises(nb.ValidationError) as caught:
+        upsert_patients(client, frame, progress=False)
+    message = str(caught.value)
+    assert "'First Name' (firstName)" in message and "'Surname' (lastName)" in message
+    assert "nb.bulk.suggest_columns(frame).apply(frame)" in message and "This field is required" not in message
+    assert sandbox.request_counts() == before
+
+
+def test_a_missing_key_column_says_how_to_get_one(client):
+    everyday = nb.bulk.read_csv(EVERYDAY)
+    with pytest.raises(nb.ValidationError, match="suggest_columns"):
+        upsert_patients(client, everyday, progress=False)
+    with pytest.raises(nb.ValidationError, match=r"nb\.external_ids\(frame\[\"email\"\], frame\[\"phoneNumber\"\]\)"):
+        upsert_patients(client, pd.DataFrame({"firstName": ["A"], "lastName": ["B"]}), progress=False)
+    misread = pd.read_csv(EVERYDAY, dtype=str)  # a ';' file read as ',': one column
+    with pytest.raises(nb.ValidationError, match=r"separator was not recognised.*nb\.bulk\.read_csv"):
+        upsert_patients(client, misread, progress=False)
+
+
+def test_a_look_alike_of_an_optional_field_is_carried_through_with_a_warning(client):
+    source = frame_of(make_patient(1)).drop(columns=["dateOfBirth"]).assign(DOB=["1980-01-01"])
+    with pytest.warns(UserWarning, match=r"'DOB' \(dateOfBirth\).*carried into the results"):
+        results = upsert_patients(client, source, progress=False)
+    assert results.loc[0, "status"] == "created" and client.patients.get(int(results.loc[0, "patient_id"])).date_of_birth is None
+
+
+def test_a_repeated_key_names_the_line_of_the_first(client, tmp_path):
+    source = tmp_path / "twice.csv"
+    source.write_text("externalIdentifier;firstName;lastName\nx-1;A;B\n\nx-1;C;D\n")
+    results = upsert_patients(client, nb.bulk.read_csv(source), progress=False)
+    assert results.index.tolist() == [2, 4] and results.loc[4, "error"].startswith("Same externalIdentifier as line 2;")
+
+
+def test_summary_gives_percentages():
+    results = pd.DataFrame({"status": ["unchanged"] * 488 + ["invalid"] * 12})
+    table = summary(results)
+    assert table.loc["unchanged", "percent"] == 97.6 and table.loc["invalid", "percent"] == 2.4
+    assert table.loc["created", "percent"] == 0.0 and str(table["percent"].dtype) == "float64"
+    assert "share" not in table.columns
+
+
+def test_a_dry_run_of_a_file_whose_rows_are_all_invalid_is_summarised_as_a_dry_run(client, tmp_path, sandbox):
+    source = tmp_path / "bad.csv"
+    source.write_text("externalIdentifier,firstName\nx-1,A\nx-2,B\n")  # no lastName column: every row invalid
+    plan = upsert_patients(client, nb.bulk.read_csv(source), dry_run=True, progress=False)
+    assert plan["status"].tolist() == ["invalid", "invalid"] and plan.index.tolist() == [2, 3]
+    table = summary(plan)
+    assert table.attrs["dry_run"] is True and list(table.index[:2]) == ["would create", "would update"]
+    assert table.loc["invalid", "percent"] == 100.0 and writes(sandbox) == 0

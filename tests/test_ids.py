@@ -378,3 +378,49 @@ def test_an_email_that_is_not_valid_unicode_is_refused_naming_the_row(email, pho
     with pytest.raises(ValidationError) as many:
         external_ids(pd.Series(["ok@x.org", email], index=[10, 11]), pd.Series(["1", phone], index=[10, 11]))
     assert "row 11" in str(many.value) and "row 10" not in str(many.value)
+
+
+EVERYDAY = Path(__file__).parent / "data" / "patients_everyday.csv"
+SAMPLE = Path(__file__).parent.parent / "data" / "patients_sample.csv"
+
+
+def test_hash_csv_finds_the_columns_by_name_and_keeps_the_files_separator_and_encoding(tmp_path):
+    out = tmp_path / "out.csv"
+    assert hash_csv(EVERYDAY, out, progress=False).rows == 6  # ';', BOM, "E-mail" and "Phone" headers
+    written = out.read_bytes()
+    assert written.startswith(b"\xef\xbb\xbfFirst Name;Surname;") and written.count(b"\xef\xbb\xbf") == 1
+    result = nb.bulk.read_csv(out)
+    assert result.attrs["sep"] == ";" and result.loc[4, "Notes"] == "moved in May;\nnew address confirmed"
+    assert result.loc[2, "externalIdentifier"] == nb.external_id("zoe.muller@example.org", "+1 (802) 555-0143")
+
+
+def test_hash_csv_reads_the_api_names_of_the_projects_own_sample(tmp_path):
+    out = tmp_path / "out.csv"
+    assert hash_csv(SAMPLE, out, progress=False).rows == 500
+    first = pd.read_csv(out, dtype=str, keep_default_na=False).iloc[0]
+    assert first["externalIdentifier"] == nb.external_id(first["email"], first["phoneNumber"])
+
+
+@pytest.mark.parametrize(
+    ("header", "kwargs", "words"),
+    [
+        ("email,fax", {}, "no phone column; its columns are: email, fax; pass phone_col='NAME' (on the command line: --phone"),
+        ("email,Phone,Mobile", {}, "has 2 phone columns (Phone, Mobile); pass phone_col='NAME'"),
+        ("mail_addr,phone", {}, "has no email column; its columns are: mail_addr, phone"),
+        ("email,phone", {"phone_col": "tel"}, "has no column 'tel'; its columns are: email, phone."),
+    ],
+)
+def test_hash_csv_column_errors_name_the_file_and_its_columns_before_any_progress_bar(tmp_path, capsys, header, kwargs, words):
+    source = tmp_path / "in.csv"
+    source.write_text(header + "\n" + ",".join(["x"] * (header.count(",") + 1)) + "\n")
+    with pytest.raises(ValidationError) as caught:
+        hash_csv(source, tmp_path / "out.csv", progress=True, **kwargs)
+    assert words in str(caught.value) and str(source) in str(caught.value) and "hash_csv is not valid" not in str(caught.value)
+    assert "hashing" not in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
+
+
+def test_hash_csv_an_explicit_phone_column_wins_over_two_candidates(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text("email;Phone;Mobile\na@b.org;555 0100;555 0199\n")
+    hash_csv(source, out, phone_col="Mobile", progress=False)
+    assert nb.bulk.read_csv(out).loc[2, "externalIdentifier"] == nb.external_id("a@b.org", "555 0199")

@@ -1,0 +1,476 @@
+"""CSV files as people really have them: any common separator and encoding, everyday headers.
+
+Reached through ``nb.bulk.read_csv`` and ``nb.bulk.suggest_columns`` (``hash_csv`` uses the
+same detection and the same names). See docs/csv-import.md.
+
+- Separator: one of ``SEPARATORS``, told by the stdlib ``csv.Sniffer`` from the first
+  ``SAMPLE_BYTES`` of the file and checked against the header line.
+- Encoding: UTF-16 when the file starts with its byte order mark, else UTF-8 (with or without
+  a BOM), else ``FALLBACK_ENCODING`` (what Excel on Windows writes) with a warning; anything
+  else is refused, naming the line with the first byte that fits neither.
+- Every cell is text, and only an empty cell is missing, so phones and zip codes keep their
+  leading zeros.
+- Headers: ``EVERYDAY_NAMES`` states once which everyday headers name which API field; the
+  API's own names, their snake_case and the fields' labels (``fields.Facts``) count too. Case,
+  spaces, punctuation and underscores are ignored when comparing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import functools
+import html
+import io
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import FieldError, ValidationError
+from .fields import facts, field_at, wire_paths
+from .models import Patient
+
+__all__ = ["EVERYDAY_NAMES", "ColumnMapping", "CsvFormat", "detect_format", "find_column", "read_csv", "suggest_columns"]
+
+#: Separators told apart, in the order a tie is broken.
+SEPARATORS = (",", ";", "\t", "|")
+
+#: Bytes of the file the separator is told from: a few hundred rows of a patient file.
+SAMPLE_BYTES = 64 * 1024
+
+#: Tried when a file is not UTF-8: Excel on Windows saves "CSV" in this code page.
+FALLBACK_ENCODING = "cp1252"
+
+#: The name of the index ``read_csv`` gives a frame: its labels are the file's line numbers.
+LINE_INDEX = "line"
+
+#: Bytes read at a time when checking a whole file's encoding (``detect_format``).
+_BLOCK_BYTES = 1 << 20
+
+#: Everyday headers per API field (wire path). The API's own names, their snake_case and the
+#: top-level fields' labels need no entry.
+EVERYDAY_NAMES: dict[str, tuple[str, ...]] = {
+    "externalIdentifier": ("External ID", "Ext ID", "External identifier"),
+    "firstName": ("Given name", "Forename", "First"),
+    "lastName": ("Surname", "Family name", "Last"),
+    "dateOfBirth": ("DOB", "Birthdate", "Birth date", "Birthday"),
+    "sex": ("Gender",),
+    "email": ("E-mail", "Email Address", "Mail"),
+    "phoneNumber": ("Phone", "Mobile", "Cell", "Telephone", "Tel", "Mobile phone", "Cell phone", "Phone number"),
+    "address.lineOne": ("Street", "Address", "Address 1", "Address line 1", "Street address"),
+    "address.lineTwo": ("Address 2", "Address line 2"),
+    "address.lineThree": ("Address 3", "Address line 3"),
+    "address.city": ("City", "Town"),
+    "address.state": ("State", "Province", "Region"),
+    "address.zipCode": ("Zip", "Zip code", "Postcode", "Post code", "Postal code"),
+    "address.country": ("Country",),
+}
+
+_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a file is written: its separator, encoding and quote character."""
+
+    sep: str
+    encoding: str
+    quotechar: str = '"'
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+
+def read_csv(path: str | os.PathLike[str], *, sep: str | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """A CSV file as a DataFrame of text, indexed by each row's line number in the file.
+
+    Args:
+        path: the file.
+        sep: the separator; detected when not given (``,`` ``;`` tab ``|``).
+        encoding: the encoding; detected when not given (UTF-16 with a BOM, UTF-8 with or
+            without one, else cp1252 with a warning).
+
+    Returns:
+        Every cell as text (``str``), an empty cell as missing. The index, named ``line``, is
+        the file's own line number of each row: the header is line 1, so the first row is
+        line 2, and a quoted cell spanning lines counts them all. ``attrs`` holds ``path``,
+        ``sep`` and ``encoding`` as seen.
+
+    Raises:
+        ValidationError: no such file, an encoding or separator that cannot be told, or rows
+            the separator does not split evenly; the message says how to pass ``sep=`` or
+            ``encoding=``.
+    """
+    source = _existing_file(path, "read_csv")
+    data = source.read_bytes()
+    encoding = _checked_encoding(encoding, source) or _encoding_of_bytes(data, source)
+    text = _decoded(data, encoding, source)
+    sep, quotechar = (_checked_sep(sep, source), '"') if sep is not None else _sniff(text[:SAMPLE_BYTES], source)
+    lines = _record_lines(text, sep, quotechar, source)
+    frame = _parse(text, source, sep, quotechar)
+    if len(lines) == len(frame):
+        frame.index = pd.Index(lines, name=LINE_INDEX)
+    else:  # a row pandas and the csv module split differently: better no line numbers than wrong ones
+        warnings.warn(f"{source}: rows could not be matched to line numbers; the index counts rows from 0.", stacklevel=2)
+    frame.attrs.update(path=str(source), sep=sep, encoding=encoding)
+    return frame
+
+
+def detect_format(
+    path: str | os.PathLike[str], *, sep: str | None = None, encoding: str | None = None, caller: str = "read_csv"
+) -> CsvFormat:
+    """The separator and encoding of a file too large to hold: the whole file is checked for
+    its encoding (a block at a time), the first ``SAMPLE_BYTES`` tell the separator."""
+    source = _existing_file(path, caller)
+    encoding = _checked_encoding(encoding, source) or _encoding_of_file(source)
+    with open(source, encoding=encoding, newline="") as text:
+        sample = text.read(SAMPLE_BYTES)
+    if sep is not None:
+        return CsvFormat(_checked_sep(sep, source), encoding)
+    sep, quotechar = _sniff(sample, source)
+    return CsvFormat(sep, encoding, quotechar)
+
+
+def _existing_file(path: Any, caller: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValidationError(caller, [FieldError("path", f"Expected a file path (str or Path), got {type(path).__name__}.")])
+    source = Path(path)
+    if not source.is_file():
+        raise ValidationError(caller, [FieldError("path", f"No such file: {source} (the working folder is {Path.cwd()}).")])
+    return source
+
+
+def _checked_encoding(encoding: Any, source: Path) -> str | None:
+    if encoding is None:
+        return None
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise _file_error(source, "encoding", f"unknown encoding {encoding!r}; try 'utf-8', 'cp1252' or 'latin-1'.") from None
+    return str(encoding)
+
+
+def _checked_sep(sep: Any, source: Path) -> str:
+    if not isinstance(sep, str) or len(sep) != 1 or sep in "\"\r\n":
+        raise _file_error(source, "sep", f"a separator is one character such as ';' or '\\t', got {sep!r}.")
+    return sep
+
+
+def _file_error(source: Path, field: str, message: str) -> ValidationError:
+    """An error about the file, its message naming it, so it reads alone (the CLI prints one line)."""
+    return ValidationError(str(source), [FieldError(field, f"{source}: {message}")])
+
+
+# --- Encoding -------------------------------------------------------------------------------
+
+
+def _bom_encoding(head: bytes) -> str | None:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else None
+
+
+def _encoding_of_bytes(data: bytes, source: Path) -> str:
+    return _bom_encoding(data[:4]) or _first_that_decodes(lambda: iter((data,)), source)
+
+
+def _encoding_of_file(source: Path) -> str:
+    with open(source, "rb") as raw:
+        head = raw.read(4)
+    if found := _bom_encoding(head):
+        return found
+
+    def blocks() -> Iterator[bytes]:
+        with open(source, "rb") as raw:
+            while block := raw.read(_BLOCK_BYTES):
+                yield block
+
+    return _first_that_decodes(blocks, source)
+
+
+def _first_that_decodes(blocks: Callable[[], Iterator[bytes]], source: Path) -> str:
+    """UTF-8 if every block decodes as UTF-8, else the fallback (with a warning), else an error."""
+    if b"\x00" in next(blocks(), b"")[:SAMPLE_BYTES]:  # valid UTF-8, but no CSV holds zero bytes
+        raise _file_error(source, "encoding", "holds zero bytes, as UTF-16 without a byte order mark does; "
+                          "pass encoding='utf-16-le' (or 'utf-16-be').")
+    if (bad_line := _first_bad_line(blocks(), "utf-8")) is None:
+        return "utf-8"
+    if _first_bad_line(blocks(), FALLBACK_ENCODING) is None:
+        warnings.warn(f"{source} is not UTF-8 (line {bad_line} is the first that is not), so it was read as "
+                      f"{FALLBACK_ENCODING} (Windows, Western European); if accents look wrong, pass its encoding, "
+                      "e.g. encoding='latin-1'.", stacklevel=2)
+        return FALLBACK_ENCODING
+    raise _file_error(source, "encoding", f"is neither UTF-8 nor {FALLBACK_ENCODING} (line {bad_line}); pass its "
+                      "encoding, e.g. encoding='latin-1' (on the command line: --encoding latin-1).")
+
+
+def _first_bad_line(blocks: Iterable[bytes], encoding: str) -> int | None:
+    """None if the blocks decode, else the line holding the first byte that does not."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines = 1
+    for block in blocks:
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as exc:
+            return lines + block.count(b"\n", 0, max(exc.start, 0))
+        lines += block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return lines
+    return None
+
+
+def _decoded(data: bytes, encoding: str, source: Path) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _file_error(source, "encoding", f"line {line} is not {encoding}; pass the file's encoding, "
+                          "e.g. encoding='cp1252'.") from None
+
+
+# --- Separator and rows ---------------------------------------------------------------------
+
+
+def _sniff(sample: str, source: Path) -> tuple[str, str]:
+    """The separator (and quote character) ``csv.Sniffer`` sees, if the header line holds it."""
+    sample = sample.lstrip("\r\n")
+    header = sample.partition("\n")[0]
+    in_header = [sep for sep in SEPARATORS if sep in header]
+    try:  # whole lines only: a cut-off last row would mislead it
+        guessed: Any = csv.Sniffer().sniff(sample[: sample.rfind("\n") + 1] or sample, delimiters="".join(SEPARATORS))
+    except csv.Error:
+        guessed = None
+    if guessed is not None and guessed.delimiter in header:
+        return guessed.delimiter, guessed.quotechar or '"'
+    if len(in_header) <= 1:
+        return (in_header or [","])[0], '"'  # no candidate at all: one column, nothing to split
+    counts = ", ".join(f"{header.count(sep)} × {_shown_sep(sep)}" for sep in in_header)
+    guess = f"; csv.Sniffer guessed {_shown_sep(guessed.delimiter)}" if guessed is not None else ""
+    raise _file_error(source, "sep", f"cannot tell the separator: the header line holds {counts}{guess}. Pass it, e.g. "
+                      f"sep={in_header[-1]!r} (on the command line: --sep {_shown_sep(in_header[-1])}).")
+
+
+def _shown_sep(sep: str) -> str:
+    return "tab" if sep == "\t" else repr(sep)
+
+
+def _parse(text: str, source: Path, sep: str, quotechar: str) -> pd.DataFrame:
+    try:
+        # index_col=False: a row wider than the header must not turn its first cells into an index.
+        return pd.read_csv(io.StringIO(text, newline=None), sep=sep, quotechar=quotechar, index_col=False, dtype=str,
+                           keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise _file_error(source, "path", "the file is empty: it needs a header line naming the columns.") from None
+    except pd.errors.ParserError as exc:
+        raise _file_error(source, "sep", f"rows do not split evenly on {_shown_sep(sep)} ({exc}). A cell holding the "
+                          "separator must be quoted; or pass the right separator, e.g. sep=';'.") from None
+
+
+def _record_lines(text: str, sep: str, quotechar: str, source: Path) -> list[int]:
+    """The line each data row starts on, counted as pandas counts rows (blank lines skipped).
+
+    Refuses a row with more cells than the header has names: its cells would land under the
+    wrong columns (one with fewer is fine: its last cells are empty).
+    """
+    reader = csv.reader(io.StringIO(text, newline=None), delimiter=sep, quotechar=quotechar)
+    starts: list[int] = []
+    width = previous_end = 0
+    for row in reader:
+        if row and not (len(row) == 1 and not row[0].strip()):
+            width = width or len(row)
+            if len(row) > width:
+                raise _file_error(source, "sep", f"line {previous_end + 1} has {len(row)} cells on {_shown_sep(sep)} but "
+                                  f"the header names {width} columns. A cell holding the separator must be quoted; or "
+                                  "pass the right separator, e.g. sep=';'.")
+            starts.append(previous_end + 1)
+        previous_end = reader.line_num
+    return starts[1:]  # the first record is the header
+
+
+# --- Column names ---------------------------------------------------------------------------
+
+
+def _normal(name: str) -> str:
+    return _NOT_LETTER_OR_DIGIT.sub("", name.casefold())
+
+
+@functools.cache
+def _field_names() -> dict[str, str]:
+    """Normalised header -> wire path: the API's paths (so snake_case too), top-level labels,
+    ``EVERYDAY_NAMES``."""
+    table: dict[str, str] = {}
+    for path in wire_paths(Patient):
+        table[_normal(path)] = path
+        if "." not in path:
+            table.setdefault(_normal(facts(*field_at(Patient, path)).label), path)
+    for path, names in EVERYDAY_NAMES.items():
+        for name in names:
+            if table.setdefault(_normal(name), path) != path:
+                raise AssertionError(f"{name!r} names both {table[_normal(name)]} and {path}")
+    return table
+
+
+def field_for(header: Any) -> str | None:
+    """The API field (wire path) a header names, or None."""
+    return _field_names().get(_normal(header)) if isinstance(header, str) else None
+
+
+def find_column(columns: Iterable[Any], field: str, given: str | None, *, source: Any, option: str) -> str:
+    """The column holding ``field``: ``given`` if it exists, else the one column named like the field.
+
+    ``option`` is the argument that names it (``phone_col``): the errors say how to pass it.
+    """
+    columns = list(columns)
+    shown = ", ".join(map(str, columns))
+    how = f"pass {option}='NAME' (on the command line: --{option.replace('_', '-')} NAME)"
+    if given is not None:
+        if given in columns:
+            return given
+        raise ValidationError(str(source), [FieldError(option, f"{source} has no column {given!r}; its columns are: {shown}.")])
+    found = [str(col) for col in columns if field_for(col) == field]
+    exact = [col for col in found if col == field]
+    if len(exact) == 1 or len(found) == 1:
+        return (exact or found)[0]
+    noun = field.removesuffix("Number").lower()
+    if not found:
+        message = f"{source} has no {noun} column; its columns are: {shown}; {how}."
+    else:
+        message = f"{source} has {len(found)} {noun} columns ({', '.join(map(str, found))}); {how} to choose."
+    raise ValidationError(str(source), [FieldError(option, message)])
+
+
+class ColumnMapping(MutableMapping[str, str]):
+    """A file's column names -> the API's field names, and the columns it ignores.
+
+    A mapping from CSV column to wire path (``"First Name" -> "firstName"``); change it like a
+    dict (``mapping["Cell 2"] = "phoneNumber"``, ``del mapping["Notes"]`` to ignore a column),
+    then ``apply`` it. Ignored columns stay in the frame and are carried into the import's
+    results untouched, never sent.
+    """
+
+    def __init__(self, columns: Iterable[str], mapped: Mapping[str, str]):
+        self.columns = list(columns)
+        self._mapped: dict[str, str] = {}
+        for column, path in mapped.items():
+            self[column] = path
+
+    def __getitem__(self, column: str) -> str:
+        return self._mapped[column]
+
+    def __setitem__(self, column: str, path: str) -> None:
+        if column not in self.columns:
+            raise _mapping_error(column, f"No such column; the columns are: {', '.join(map(str, self.columns))}.")
+        wire = field_for(path)
+        if wire is None:
+            raise _mapping_error(column, f"{path!r} is not an API field; the fields are: {', '.join(_known_paths())}.")
+        self._mapped[column] = wire
+
+    def __delitem__(self, column: str) -> None:
+        del self._mapped[column]
+
+    def __iter__(self) -> Iterator[str]:
+        return (column for column in self.columns if column in self._mapped)
+
+    def __len__(self) -> int:
+        return len(self._mapped)
+
+    @property
+    def ignored(self) -> list[str]:
+        """Every column that names no API field: kept in the frame, not sent."""
+        return [column for column in self.columns if column not in self._mapped]
+
+    @property
+    def conflicts(self) -> dict[str, list[str]]:
+        """Fields that two or more columns name (``phoneNumber: [Phone, Mobile]``): which would win is a guess."""
+        by_field: dict[str, list[str]] = {}
+        for column, path in self.items():
+            by_field.setdefault(path, []).append(column)
+        return {path: columns for path, columns in by_field.items() if len(columns) > 1}
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the API's column names; ignored columns kept as they are (and ``attrs``, index)."""
+        if not isinstance(frame, pd.DataFrame):
+            raise _mapping_error(None, f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+        problems = [FieldError(column, "Not in this frame: make the mapping from it, nb.bulk.suggest_columns(frame).")
+                    for column in self if column not in frame.columns]
+        for path, columns in self.conflicts.items():
+            keep, *others = columns
+            problems.append(FieldError(path, f"Columns {', '.join(map(repr, columns))} all name {path}; keep one, e.g. "
+                                             f"del mapping[{others[0]!r}] (or overrides={{{others[0]!r}: None}})."))
+        renamed = [self[c] for c in self if c != self[c]]
+        problems += [FieldError(path, f"The ignored column {path!r} already has this name; rename or drop it first.")
+                     for path in renamed if path in self.ignored]
+        if problems:
+            raise ValidationError("the column mapping", problems)
+        return frame.rename(columns=dict(self))
+
+    def __repr__(self) -> str:
+        lines = [f"ColumnMapping: {len(self)} of {len(self.columns)} columns name API fields"]
+        lines += [f"  {column!r:<24} -> {path}{self._flag(path)}" for column, path in self.items()]
+        if self.ignored:
+            lines.append(f"  ignored (kept, not sent): {', '.join(map(repr, self.ignored))}")
+        return "\n".join(lines)
+
+    def _flag(self, path: str) -> str:
+        return "   ! also named by another column" if path in self.conflicts else ""
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(str(column))}</td><td>{self._html_field(column)}</td></tr>" for column in self.columns
+        )
+        caption = f"{len(self)} of {len(self.columns)} columns name API fields, {len(self.ignored)} ignored"
+        return (f"<table><caption>{html.escape(caption)}</caption><thead><tr><th style=\"text-align:left\">CSV column</th>"
+                f"<th style=\"text-align:left\">API field</th></tr>"
+                f"</thead><tbody>{rows}</tbody></table>")
+
+    def _html_field(self, column: str) -> str:
+        if column not in self._mapped:
+            return "<em>ignored (kept, not sent)</em>"
+        path = self._mapped[column]
+        return f"<code>{html.escape(path)}</code>" + (" <strong>⚠ named twice</strong>" if path in self.conflicts else "")
+
+
+def _known_paths() -> list[str]:
+    return wire_paths(Patient)
+
+
+def _mapping_error(column: str | None, message: str) -> ValidationError:
+    return ValidationError("the column mapping", [FieldError(column, message)])
+
+
+def suggest_columns(frame: pd.DataFrame, *, overrides: Mapping[str, str | None] | None = None) -> ColumnMapping:
+    """Which API field each column of ``frame`` holds, by its header: everyday headers
+    ("First Name", "DOB", "Phone") -> API fields (firstName, dateOfBirth, phoneNumber).
+
+    Args:
+        frame: the file as read (``read_csv``).
+        overrides: corrections, column -> API field, or None to ignore the column.
+
+    Returns:
+        A ``ColumnMapping``: shows what maps to what and every ignored column; ``.apply(frame)``
+        renames. Two columns naming one field are flagged (``.conflicts``) and ``apply``
+        refuses them until one is dropped.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise _mapping_error(None, f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise _mapping_error(None, f"overrides must be a dict of column -> API field, got {type(overrides).__name__}.")
+    columns = list(frame.columns)
+    suggested = {column: path for column in columns if (path := field_for(column)) is not None}
+    mapping = ColumnMapping(columns, suggested)
+    for column, path in (overrides or {}).items():
+        if path is None:
+            if column not in columns:
+                raise _mapping_error(column, f"No such column; the columns are: {', '.join(map(str, columns))}.")
+            mapping.pop(column, None)
+        else:
+            mapping[column] = path
+    return mapping
