@@ -7,7 +7,11 @@ project's own schema), then this is timed:
 - build: ``WebhookLogView(log, live=False)``;
 - refresh: one event is recorded, then the live watch's check (``log.version()`` and the
   refresh it triggers), the median of ``--repeats``; with no filter, then with a type filter;
-- timeline: opening the Timeline tab (``EventLog.timeline()`` and the matplotlib drawing).
+- timeline: opening the Timeline tab (``EventLog.timeline()`` and the matplotlib drawing);
+- a 100,000-row window (``max_rows=100_000``, when the log has that many): building it, a
+  refresh after one new event, and what the grid sends to the browser on each change (the JSON
+  of ``grid._dt_args``, MB). Its baseline is reading the window again on each refresh
+  (``log.frame(limit=100_000)``), what a view without ``_Window`` would do.
 
 The naive baseline, measured in the same run, is what the view did before: read the whole log
 with ``log.frame()`` on every refresh and filter and count it in pandas (44 s a refresh at 1M on
@@ -37,7 +41,10 @@ from eventlog import fill  # bench/eventlog.py: this folder is on sys.path when 
 
 import impilo_nb as nb
 from impilo_nb.widgets import WebhookLogView
-from impilo_nb.widgets.log_view import TIMELINE_TAB
+from impilo_nb.widgets.log_view import TIMELINE_TAB, _grid_frame
+
+#: The large live window measured: a view of this many newest events.
+BIG_WINDOW = 100_000
 
 #: The refresh budget at 1M events, and how much slower than at 10k "flat" allows.
 REFRESH_BUDGET_S = 0.5
@@ -123,7 +130,23 @@ def measure_view(log: nb.EventLog, repeats: int, *, timeline: bool) -> dict[str,
     if view._type_counts.by_type != log.types():
         sys.exit("FAILED: the view's counts differ from log.types()")
     view.close()
+    if len(log) >= BIG_WINDOW:
+        out.update(measure_big_window(log, new_event, repeats))
     out["peak RSS GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    return out
+
+
+def measure_big_window(log: nb.EventLog, new_event: NextEvent, repeats: int) -> dict[str, float]:
+    """A view of the newest ``BIG_WINDOW`` events: build, refresh after one event, MB sent, and
+    the baseline: the window read again (what each refresh cost before ``_Window``)."""
+    views: list[WebhookLogView] = []
+    out = {"100k window: build": seconds(lambda: views.append(WebhookLogView(log, live=False, max_rows=BIG_WINDOW)))}
+    view = views[0]
+    out["100k window: refresh"] = refresh_after_one_event(view, new_event, repeats)
+    out["100k window: MB sent"] = len(json.dumps(view.grid._dt_args)) / 1e6
+    out["100k window: cells"] = seconds(lambda: _grid_frame(view.frame, view.columns))
+    out["100k naive: re-read"] = statistics.median(seconds(lambda: log.frame(limit=BIG_WINDOW)) for _ in range(repeats))
+    view.close()
     return out
 
 
@@ -160,12 +183,15 @@ def main() -> None:
 
 def report(results: dict[int, dict[str, float]], naive: dict[int, float]) -> None:
     names = list(dict.fromkeys(name for row in results.values() for name in row))
-    print(f"\n{'seconds':<22}" + "".join(f"{size:>14,}" for size in results))
+    print(f"\n{'seconds':<24}" + "".join(f"{size:>14,}" for size in results))
     for name in names:
-        print(f"{name:<22}" + "".join(f"{row[name]:>14.3f}" if name in row else f"{'-':>14}" for row in results.values()))
-    print(f"{'naive refresh':<22}" + "".join(f"{naive[s]:>14.3f}" if s in naive else f"{'-':>14}" for s in results))
-    print(f"{'naive / refresh':<22}" + "".join(
+        print(f"{name:<24}" + "".join(f"{row[name]:>14.3f}" if name in row else f"{'-':>14}" for row in results.values()))
+    print(f"{'naive refresh':<24}" + "".join(f"{naive[s]:>14.3f}" if s in naive else f"{'-':>14}" for s in results))
+    print(f"{'naive / refresh':<24}" + "".join(
         f"{naive[s] / results[s]['refresh']:>13.0f}x" if s in naive else f"{'-':>14}" for s in results))
+    print(f"{'re-read / 100k refresh':<24}" + "".join(
+        f"{row['100k naive: re-read'] / row['100k window: refresh']:>13.1f}x" if "100k window: refresh" in row else f"{'-':>14}"
+        for row in results.values()))
     smallest, largest = min(results), max(results)
     print()
     verdicts = []

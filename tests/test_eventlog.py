@@ -570,6 +570,32 @@ def test_timeline_with_an_explicit_width(log):
     assert counts["patient.updated"].tolist() == [1, 0, 1] and counts.attrs["freq"] == "1h"
 
 
+@pytest.mark.parametrize(
+    ("last", "width"),
+    [("2025-01-01T00:00:18.500000Z", "1s"),  # a demo of a few seconds: per second, not one per-minute bar
+     ("2025-01-01T00:40:00.000000Z", "30s"), ("2025-01-08T00:00:00.000000Z", "3h")],  # a week: hours
+)
+def test_timeline_buckets_follow_the_span(log, last, width):
+    record_at(log, "2025-01-01T00:00:10.000000Z", 1)
+    record_at(log, last, 2)
+    assert log.timeline().attrs["freq"] == width
+
+
+def test_timeline_plot_keeps_the_legend_beside_the_bars_and_a_lone_bucket_slim(log):
+    from matplotlib.figure import Figure
+
+    record_at(log, "2025-01-01T16:40:12.000000Z", 1)
+    record_at(log, "2025-01-01T16:40:12.500000Z", 2, "patient.created")
+    figure = Figure(figsize=(8, 3), layout="constrained")
+    ax = log.plot_timeline(ax=figure.subplots())
+    figure.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1  # to the right of the axes, over no bar
+    (bar, *_) = ax.patches
+    assert bar.get_width() / (ax.get_xlim()[1] - ax.get_xlim()[0]) < 0.1  # one bucket is not a chart-wide bar
+    assert [tick.get_text() for tick in ax.get_xticklabels() if tick.get_visible()] == ["16:40:12"]  # per second
+
+
 @pytest.mark.parametrize("freq", ["MS", "banana", "500ms", "0s", "1000000000D", "-1h"])
 def test_timeline_refuses_a_width_that_is_not_whole_seconds(log, freq):
     record_at(log, "2025-01-01T00:00:10.000000Z", 1)
