@@ -3,8 +3,10 @@
 nbconvert's page expects a network (require.js, MathJax, the widget manager from CDNs) and a
 kernel (live widgets). Here images are inlined, whatever would load from the network is
 dropped, live widget views give way to their static snapshots (a widget without one, such as
-a progress bar, is left out rather than frozen at its first frame), and the result is checked:
-a page that would still load anything from the network is refused rather than written.
+a progress bar, is left out rather than frozen at its first frame), a title block goes on
+top, pandas tables are aligned and made interactive (``_report_tables``), and the result is
+checked: a page that would still load anything from the network is refused rather than
+written.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from typing import Any, TypeGuard
 
 from ._extras import require
+from ._report_tables import prepare_tables
 from .errors import ReportError
 
 #: Which attribute of which tag makes a browser fetch something by itself.
@@ -34,13 +37,29 @@ _REMOTE_IN_CSS = re.compile(r"""(?:url\(|@import\s+)["']?((?:https?:)?//[^"')\s]
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def to_offline_html(notebook: Any, *, hide_code: bool = False) -> str:
+def to_offline_html(
+    notebook: Any,
+    *,
+    hide_code: bool = False,
+    header: str | None = None,
+    title: str | None = None,
+    interactive_tables: bool = True,
+) -> str:
     """Export an executed notebook as one HTML page that loads nothing from the network.
+
+    Args:
+        notebook: the executed notebook (an nbformat node).
+        hide_code: leave out code cells and every ``In``/``Out`` prompt: results and prose only.
+        header: HTML put first in the page (``build_report`` passes its title block).
+        title: the browser tab's title (default: nbconvert's, "Notebook").
+        interactive_tables: pandas tables sortable, and when large searchable and paged, offline.
 
     Raises:
         ReportError: something in the outputs would still load from the network.
+        ConfigurationError: ``interactive_tables`` and the page has a table, but itables is not installed.
     """
     require("reports", "nbconvert", "bs4")
+    from bs4 import BeautifulSoup
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", embed_images=True)
@@ -49,7 +68,11 @@ def to_offline_html(notebook: Any, *, hide_code: bool = False) -> str:
         exporter.exclude_input_prompt = True
         exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(_static_widgets(notebook))
-    html = _drop_external_loads(body)
+    soup = BeautifulSoup(body, "html.parser")
+    _drop_external_loads(soup)
+    _add_header(soup, header=header, title=title)
+    prepare_tables(soup, interactive=interactive_tables)
+    html = str(soup)
     remaining = external_loads(html)
     if remaining:
         raise ReportError(
@@ -92,10 +115,7 @@ def _static_widgets(notebook: Any) -> Any:
     return notebook
 
 
-def _drop_external_loads(html: str) -> str:
-    from bs4 import BeautifulSoup  # to_offline_html, the only caller, has checked for it
-
-    soup = BeautifulSoup(html, "html.parser")
+def _drop_external_loads(soup: Any) -> None:
     for name, attr in _LOADING_ATTRIBUTES.items():
         for tag in soup.find_all(name):
             if _remote(tag.get(attr)):
@@ -103,7 +123,16 @@ def _drop_external_loads(html: str) -> str:
     for script in soup.find_all("script"):  # nbconvert's Mermaid and MathJax loaders fetch from CDNs
         if _REMOTE_IN_CODE.search(script.string or "") or script.get("type") == "text/x-mathjax-config":
             script.decompose()
-    return str(soup)
+
+
+def _add_header(soup: Any, *, header: str | None, title: str | None) -> None:
+    from bs4 import BeautifulSoup
+
+    if title is not None and soup.title is not None:
+        soup.title.string = title
+    if header:
+        main = soup.find("main") or soup.body or soup
+        main.insert(0, BeautifulSoup(header, "html.parser"))
 
 
 def _remote(value: object) -> TypeGuard[str]:

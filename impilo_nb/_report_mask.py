@@ -3,6 +3,12 @@
 Tables are masked by meaning (a column or row labelled with a personal field), free text by
 shape (anything that looks like an email or a phone number), so a value the patterns miss is
 still hidden when a table says what it is.
+
+Two nets, one rule. ``mask_frame`` masks a DataFrame in the report's kernel, before it is
+rendered (``render_for_report(mask=True)``), so no personal value reaches any output of that
+frame, in any form. ``mask_personal_data`` then masks the executed notebook's outputs, HTML
+and text, whatever produced them: the net for what was not a DataFrame (a Patient's card, a
+printed message, an error).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import re
 from typing import Any
 
 from ._extras import require
+from .errors import FieldError, ValidationError
 
 
 def _personal_fields() -> dict[str, str]:
@@ -40,6 +47,8 @@ MASK = "•••"
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
 # Phone-like: an optional +, then digits with the usual separators, at least 7 digits in all.
 _PHONE = re.compile(r"(?<![\w.])\+?\(?\d[\d ()./-]{5,}\d(?![\w.])")
+# What the phone pattern takes of "2025-11-28 16:43:00": a date, and the hour after it.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2})?$")
 # A model's repr: first_name='Ana', date_of_birth=datetime.date(...).
 _PYTHON_PERSONAL = re.compile(
     rf"\b({'|'.join(sorted(_PERSONAL))})="
@@ -67,6 +76,27 @@ def mask_personal_data(notebook: Any) -> Any:
                 elif mime.startswith("text/") or mime == "application/json":
                     data[mime] = mask_text(value if isinstance(value, str) else str(value))
     return notebook
+
+
+def mask_frame(frame: Any) -> Any:
+    """A copy of a DataFrame with personal columns masked, and emails and phone numbers (and
+    values quoted in messages about personal fields) masked in every other text cell.
+
+    A column is personal when its label, or the last dotted part of it (``address.lineOne``),
+    is in ``PERSONAL_FIELDS``; the index too, by its name. Missing values stay missing, so a
+    reader still sees which rows had no email.
+
+    Raises:
+        ValidationError: ``frame`` is not a pandas DataFrame.
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError("mask_frame", [FieldError("frame", f"Expected a pandas DataFrame, got {type(frame).__name__}.")])
+    masked = _masked_columns(frame)
+    masked.index = _masked_rows(frame.index)
+    masked.columns = _masked_labels(frame.columns)  # a header may itself be an email
+    return masked
 
 
 def mask_html(html: str) -> str:
@@ -118,6 +148,48 @@ def _mask_table(table: Any) -> None:
             cells[1].string = MASK
 
 
+def _masked_columns(frame: Any) -> Any:
+    import pandas as pd
+
+    masked = frame.copy()
+    for position, label in enumerate(frame.columns):
+        column = masked.iloc[:, position]
+        if _personal(_label_text(label)):
+            masked.isetitem(position, column.where(column.isna() | (column.astype(str) == ""), MASK))
+        elif column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+            masked.isetitem(position, column.map(_masked_cell))
+    return masked
+
+
+def _masked_rows(index: Any) -> Any:
+    """The index masked as columns are (a level named ``email`` is a personal column)."""
+    import pandas as pd
+
+    original = index.to_frame(index=False)
+    levels = _masked_columns(original)
+    if levels.equals(original):  # keeps a RangeIndex a RangeIndex
+        return index
+    if isinstance(index, pd.MultiIndex):
+        return pd.MultiIndex.from_frame(levels, names=index.names)
+    return pd.Index(levels.iloc[:, 0]).rename(index.name)
+
+
+def _masked_labels(labels: Any) -> Any:
+    """Text column labels with emails and phone numbers masked."""
+    if labels.dtype != object:
+        return labels
+    return labels.map(lambda label: mask_text(label) if isinstance(label, str) else label)
+
+
+def _masked_cell(value: Any) -> Any:
+    return mask_text(value) if isinstance(value, str) else value
+
+
+def _label_text(label: Any) -> str:
+    """A column label as text: the last level of a MultiIndex label."""
+    return str(label[-1] if isinstance(label, tuple) else label)
+
+
 def _personal(header: str) -> bool:
     return header.strip().split(".")[-1] in PERSONAL_FIELDS
 
@@ -141,6 +213,8 @@ def _mask_phones(text: str) -> str:
 
 
 def _looks_like_phone(candidate: str) -> bool:
+    if _ISO_DATE.match(candidate):  # a timestamp in a table or a title block, not a phone
+        return False
     digits = sum(ch.isdigit() for ch in candidate)
     if candidate.isdigit():  # a bare number: phone-length only, so ids and counts survive
         return 10 <= digits <= 15

@@ -1,18 +1,37 @@
 """Reports: execute notebooks with parameters and export self-contained HTML.
 
-    build_report("notebooks/05_bulk_import.ipynb", "reports/", mask=True)
+    build_report("notebooks/05_bulk_import.ipynb", "reports/", share=True)
 
 Each notebook runs in a fresh kernel, against the embedded sandbox unless a base URL is given
 (the API key only ever comes from ``IMPILO_API_KEY``), and is written as one HTML file that
 opens offline. Three steps, one module each (``reports`` itself only composes them):
 
 - ``_report_run``: the notebook's ``parameters`` cell replaced as papermill does, a setup
-  cell that calls ``render_for_report()``, then execution from the notebook's own folder;
+  cell that calls ``render_for_report()``, then execution from the notebook's own folder, in
+  a kernel reached over IPC sockets (over TCP, ipykernel warns of an unencrypted channel);
 - ``_report_mask`` (with ``mask=True``): personal data (names, emails, phones, dates of
   birth, street lines) hidden in every table, and every email or phone number anywhere;
 - ``_report_html``: images inlined, network loads (require.js, MathJax, the widget manager)
-  dropped and checked for, live widgets replaced by their snapshots; ``hide_code`` leaves only
-  the prose and the results.
+  dropped and checked for, live widgets replaced by their snapshots, the title block on top
+  (``_report_title``), pandas tables aligned and interactive (``_report_tables``);
+  ``hide_code`` leaves only the prose and the results, without ``In``/``Out`` prompts.
+
+Reports to share
+----------------
+``share=True`` (``--share``; ``make report``'s default) is the page a colleague gets by email:
+results only and personal data masked. Every report, shared or not, opens with a title
+block: notebook, when (UTC), which server (the base URL, or "embedded sandbox"; never the
+key), which parameters, which ``impilo_nb`` version, and whether it is masked. It is in every
+report because a page without provenance misleads whoever reads it, the author a month later
+included, and nothing in it is secret.
+
+Tables are masked twice and made interactive without a second copy of the data. With
+``mask`` the kernel masks each DataFrame before rendering it (``render_for_report(mask=True)``
+registers ``mask_frame`` with the display), and the exporter masks every output's HTML and
+text again, the net for what was not a DataFrame. DataFrames render complete (no "..." in a
+long error text; up to ``REPORT_MAX_ROWS`` rows), and in the page DataTables, from itables'
+offline bundle, enhances each table from its own, already masked, rows: sort, search and
+pages, with no JSON copy of the data for masking to miss, and no network.
 
 How a report renders widgets and progress bars
 ----------------------------------------------
@@ -40,15 +59,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ._extras import require
 from ._report_html import external_loads, to_offline_html
-from ._report_mask import PERSONAL_FIELDS, mask_html, mask_personal_data, mask_text
+from ._report_mask import PERSONAL_FIELDS, mask_frame, mask_html, mask_personal_data, mask_text
 from ._report_rendering import render_for_report
 from ._report_run import execute
+from ._report_title import TitleBlock
+from ._version import __version__
+from .client import _check_base_url
 from .errors import FieldError, ReportError, ValidationError
+
+#: Seconds any one cell of a report's notebook may run before the report fails.
+DEFAULT_TIMEOUT = 600.0
 
 __all__ = [
     "PERSONAL_FIELDS",
@@ -56,6 +82,7 @@ __all__ = [
     "ReportError",
     "build_report",
     "external_loads",
+    "mask_frame",
     "mask_html",
     "mask_personal_data",
     "mask_text",
@@ -81,9 +108,10 @@ def build_report(
     *,
     parameters: Mapping[str, Any] | None = None,
     base_url: str | None = None,
-    hide_code: bool = False,
-    mask: bool = False,
-    timeout: float = 600,
+    share: bool = False,
+    hide_code: bool | None = None,
+    mask: bool | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Report:
     """Execute one notebook and write ``<out_dir>/<name>.html``; see the module docstring.
 
@@ -92,29 +120,90 @@ def build_report(
         out_dir: where the HTML goes (created if missing).
         parameters: values for the notebook's ``parameters`` cell (e.g. ``input_file``).
         base_url: run against this API (key from ``IMPILO_API_KEY``); default the embedded sandbox.
-        hide_code: leave out code cells.
-        mask: mask personal data in the outputs.
+        share: a page to send to a colleague: results only (no code, no prompts) and personal
+            data masked; the same as ``hide_code=True, mask=True``.
+        hide_code: leave out code cells and prompts (default: as ``share``).
+        mask: mask personal data in the outputs (default: as ``share``).
         timeout: seconds any one cell may run.
 
     Raises:
-        ConfigurationError: the ``[reports]`` extra (papermill, nbconvert, ipykernel...) is not installed.
-        ValidationError: ``notebook`` is not a notebook file.
+        ConfigurationError: the ``[reports]`` extra (papermill, nbconvert, ipykernel...) is not
+            installed, or ``base_url`` is not a plain http(s) address.
+        ValidationError: ``notebook`` is not a notebook file, an option has the wrong type, or
+            ``share=True`` is contradicted by ``hide_code=False`` or ``mask=False``.
         ReportError: the notebook failed to run, or its page would load from the network.
     """
     require("reports")
-    source = Path(notebook)
-    if not source.is_file() or source.suffix != ".ipynb":
-        raise ValidationError(
-            "build_report", [FieldError("notebook", f"Not a notebook file: {source}. Give the path of an .ipynb file.")]
-        )
-    params = dict(parameters or {})
+    source = _checked_notebook(notebook)
+    hide_code, mask = _sharing(share=share, hide_code=hide_code, mask=mask)
+    params = _checked_parameters(parameters)
+    _check_timeout(timeout)
+    if base_url is not None:
+        base_url = _check_base_url(base_url, allow_insecure_http=True)  # the kernel's client decides on http
+    title = TitleBlock(
+        notebook=source.name,
+        generated_at=datetime.now(UTC),
+        base_url=base_url,
+        version=__version__,
+        parameters=params,
+        masked=mask,
+        code_shown=not hide_code,
+    )
     if base_url:
         params["base_url"] = base_url
-    result = execute(source, params, live=bool(base_url), timeout=timeout)
+    result = execute(source, params, live=bool(base_url), mask=mask, timeout=timeout)
     if mask:
         result = mask_personal_data(result)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     html_path = out / f"{source.stem}.html"
-    html_path.write_text(to_offline_html(result, hide_code=hide_code), encoding="utf-8")
+    page = to_offline_html(result, hide_code=hide_code, header=title.html(), title=f"Report: {source.stem}")
+    html_path.write_text(page, encoding="utf-8")
     return Report(source, html_path)
+
+
+def _refused(field: str, message: str) -> ValidationError:
+    return ValidationError("build_report", [FieldError(field, message)])
+
+
+def _checked_notebook(notebook: Any) -> Path:
+    if not isinstance(notebook, (str, os.PathLike)):
+        raise _refused("notebook", f"Expected a path to an .ipynb file, got {type(notebook).__name__}.")
+    source = Path(notebook)
+    if not source.is_file() or source.suffix != ".ipynb":
+        raise _refused("notebook", f"Not a notebook file: {source}. Give the path of an .ipynb file.")
+    return source
+
+
+def _sharing(*, share: Any, hide_code: Any, mask: Any) -> tuple[bool, bool]:
+    """``hide_code`` and ``mask`` as decided, ``share`` filling in what was not given."""
+    for name, value in (("share", share), ("hide_code", hide_code), ("mask", mask)):
+        if not isinstance(value, bool) and not (value is None and name != "share"):
+            raise _refused(name, f"Expected True or False, got {type(value).__name__}.")
+    if share:
+        for name, value in (("hide_code", hide_code), ("mask", mask)):
+            if value is False:
+                raise _refused(
+                    name,
+                    f"share=True always sets {name}=True (a shared page shows results only, masked). "
+                    f"Drop {name}=False, or drop share=True and choose hide_code and mask yourself.",
+                )
+    return bool(share if hide_code is None else hide_code), bool(share if mask is None else mask)
+
+
+def _checked_parameters(parameters: Any) -> dict[str, Any]:
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, Mapping):
+        raise _refused("parameters", f"Expected a mapping of name -> value, got {type(parameters).__name__}.")
+    for name in parameters:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise _refused("parameters", f"{name!r} is not a Python name; the notebook's parameters cell assigns variables.")
+    if "base_url" in parameters:
+        raise _refused("parameters", "base_url is not a parameter here: pass build_report(base_url=...).")
+    return dict(parameters)
+
+
+def _check_timeout(timeout: Any) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise _refused("timeout", f"Expected a number of seconds above 0, got {timeout!r}.")

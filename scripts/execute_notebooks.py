@@ -7,16 +7,26 @@ Usage: python scripts/execute_notebooks.py notebooks/*.ipynb
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
+from impilo_nb._report_run import kernel_config
+
 
 def execute(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    with tempfile.TemporaryDirectory(prefix="impilo-kernel-") as sockets:  # the reports' kernel settings: ipc, no TCP
+        client = NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            config=kernel_config(Path(sockets)),
+        )
+        client.execute()
     nbformat.write(notebook, path)
     print(f"executed {path}")
 

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,16 @@ import pandas as pd
 import pytest
 
 import impilo_nb as nb
-from impilo_nb.reports import ReportError, build_report, external_loads, mask_html, mask_text, render_for_report
+from impilo_nb.errors import ConfigurationError, ValidationError
+from impilo_nb.reports import (
+    ReportError,
+    build_report,
+    external_loads,
+    mask_frame,
+    mask_html,
+    mask_text,
+    render_for_report,
+)
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "data" / "patients_sample.csv"
@@ -36,6 +46,7 @@ def small_notebook(tmp_path: Path, *cells: str) -> Path:
         ("Patient(first_name='Ana', date_of_birth=datetime.date(1975, 4, 2))", "Patient(first_name='•••', date_of_birth='•••')"),
         ("488 created, 2,000 rows, patient 1234567, event 576384731234567890", None),
         ("sex: Must be one of female (got 'f').", None),
+        ("received 2025-11-28 16:43:00+00:00, generated 2025-11-28T16:43:00Z", None),  # timestamps are not phones
     ],
 )
 def test_mask_text(text, kept):
@@ -109,7 +120,7 @@ def test_not_a_notebook_is_refused(tmp_path):
 def test_widgets_become_static_snapshots(tmp_path):
     path = small_notebook(tmp_path, "import impilo_nb as nb\nform = nb.widgets.PatientForm(nb.connect(base_url))\nform")
     html = build_report(path, tmp_path / "out").html.read_text()
-    assert "impilo-snapshot" in html and "Patient form: new patient" in html
+    assert "impilo-snapshot" in html and "Patient form" in html
     assert "widget-view" not in html and external_loads(html) == []
     assert "render_for_report" in html  # the page says how it was rendered
 
@@ -129,7 +140,7 @@ def test_render_for_report_adds_snapshots_to_that_shell_only(tmp_path):
     render_for_report(report_shell)
     render_for_report(report_shell)  # twice is once
     data = displayed(report_shell, view)
-    assert data["text/html"].startswith("<div class='impilo-snapshot'><b>Webhook log</b>")
+    assert data["text/html"].startswith("<div class='impilo-snapshot'>") and "Webhook log" in data["text/html"]
     assert "application/vnd.jupyter.widget-view+json" in data  # JupyterLab still gets the live widget
     assert "text/html" not in displayed(other_shell, view)
 
@@ -148,14 +159,161 @@ def test_reports_run_against_the_sandbox_even_when_the_shell_points_elsewhere(tm
     assert os.environ["IMPILO_BASE_URL"] == "http://127.0.0.1:9"  # only the kernel's environment differed
 
 
-def test_bulk_report_with_masking_has_no_sample_email_or_phone(tmp_path):
-    report = build_report(ROOT / "notebooks" / "05_bulk_import.ipynb", tmp_path / "out", mask=True)
+def personal_values_in(html: str, sample: pd.DataFrame) -> list[str]:
+    """Sample values found anywhere in the page: text, attributes, scripts. Names as whole
+    words of four letters or more (a two-letter name is in ordinary words too)."""
+    found = [v for col in ("email", "phoneNumber", "address.lineOne") for v in sample[col] if v and v in html]
+    names = {v for col in ("firstName", "lastName") for v in sample[col] if len(v) >= 4}
+    return found + [name for name in names if re.search(rf"\b{re.escape(name)}\b", html)]
+
+
+def prompts_and_code(html: str) -> list[str]:
+    from bs4 import BeautifulSoup
+
+    found = BeautifulSoup(html, "html.parser").select(".jp-InputPrompt, .jp-OutputPrompt, .jp-CodeMirrorEditor")
+    return [str(tag)[:80] for tag in found]
+
+
+def test_shared_bulk_report_has_no_personal_data_anywhere_and_reads_as_a_report(tmp_path):
+    report = build_report(
+        ROOT / "notebooks" / "05_bulk_import.ipynb",
+        tmp_path / "out",
+        share=True,
+        parameters={"results_file": str(tmp_path / "results.csv")},
+    )
     html = report.html.read_text()
-    sample = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
-    assert [e for e in sample["email"] if e and e in html] == []
-    assert [p for p in sample["phoneNumber"] if p and p in html] == []
-    assert external_loads(html) == [] and "Rows by outcome" in html
+    assert personal_values_in(html, pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)) == []
+    assert external_loads(html) == [] and 'src="data:image/png;base64,' in html  # the chart, inlined
     assert "patient/s" not in html  # the progress bars (widgets with no snapshot) are left out, not frozen
+    assert "upsert_patients(" not in html and prompts_and_code(html) == []
+    assert 'class="impilo-report-title"' in html and "embedded sandbox" in html and nb.__version__ in html
+    assert "impilo-interactive" in html  # enhanced in the browser, from the page's own (masked) rows
+    assert "dateOfBirth: A date of birth cannot be in the future (got 2999-01-01)." in html  # an error text in full
+    assert "started an embedded sandbox" not in html  # connect()'s stderr notice: the title block says it
+
+
+def test_the_embedded_sandbox_notice_is_left_out_of_a_report_and_other_stderr_kept(tmp_path):
+    cell = "import sys\nimport impilo_nb as nb\nclient = nb.connect()\nprint('kept on stderr', file=sys.stderr)"
+    html = build_report(small_notebook(tmp_path, cell), tmp_path / "out").html.read_text()
+    assert "started an embedded sandbox" not in html
+    assert "kept on stderr" in html
+
+
+def test_the_unmasked_page_does_have_the_names_so_the_search_above_can_fail(tmp_path):
+    path = small_notebook(tmp_path, f"import pandas as pd\npd.read_csv({str(SAMPLE)!r}, dtype=str).head(3)")
+    html = build_report(path, tmp_path / "out").html.read_text()
+    assert personal_values_in(html, pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).head(3)) != []
+
+
+LONG_ERROR = "email: Not an email address: 'ana.rivera@@example.org'. " + "The part after the @-sign is wrong. " * 8
+
+
+def test_a_report_has_a_title_block_and_frames_in_full_even_unshared(tmp_path):
+    cell = f"import pandas as pd\npd.DataFrame({{'firstName': ['Ana'], 'status': ['invalid'], 'error': [{LONG_ERROR!r}]}})"
+    path = small_notebook(tmp_path, cell)
+    html = build_report(path, tmp_path / "out", parameters={"greeting": "hi"}).html.read_text()
+    block = html[html.index('class="impilo-report-title"') :]
+    assert "Report: small" in block and "UTC" in block and "embedded sandbox" in block and "greeting = 'hi'" in block
+    assert "code shown; personal data shown (not masked)" in block
+    assert LONG_ERROR.strip() in html and "..." not in html.split("<main>")[1]  # nothing cut
+    assert "<title>Report: small</title>" in html
+
+
+def test_masking_happens_in_the_kernel_before_rendering(tmp_path):
+    cell = f"import pandas as pd\npd.DataFrame({{'firstName': ['Anastasia'], 'error': [{LONG_ERROR!r}]}})"
+    path = small_notebook(tmp_path, cell)
+    report = build_report(path, tmp_path / "out", share=True)
+    html = report.html.read_text()
+    assert "Anastasia" not in html and "ana.rivera" not in html
+    assert "email: Not an email address: '•••'." in html
+    assert "render_for_report(mask=True)" not in html  # the setup cell is code: hidden when shared
+
+
+def test_a_base_url_carrying_a_password_is_refused_and_never_echoed(tmp_path):
+    path = small_notebook(tmp_path, "1")
+    with pytest.raises(ConfigurationError) as caught:
+        build_report(path, tmp_path / "out", base_url="https://user:s3cret@example.org")
+    assert "s3cret" not in str(caught.value) and "IMPILO_API_KEY" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"share": True, "mask": False}, "mask"),
+        ({"share": True, "hide_code": False}, "hide_code"),
+        ({"share": "yes"}, "share"),
+        ({"parameters": ["input_file"]}, "parameters"),
+        ({"parameters": {"base_url": "x"}}, "parameters"),
+        ({"timeout": 0}, "timeout"),
+    ],
+)
+def test_contradictory_or_wrong_options_are_refused_before_running(tmp_path, options, field):
+    path = small_notebook(tmp_path, "1")
+    with pytest.raises(ValidationError) as caught:
+        build_report(path, tmp_path / "out", **options)
+    assert caught.value.field_errors[0].field == field
+
+
+def test_the_report_kernel_starts_without_the_tcp_warning(tmp_path, capfd):
+    path = small_notebook(tmp_path, "print('ran')")
+    html = build_report(path, tmp_path / "out").html.read_text()
+    out, err = capfd.readouterr()  # the kernel process writes its log to the stderr it inherited
+    assert "ran" in html
+    assert "without encryption" not in out + err + html
+    assert list(tmp_path.glob("kernel-ipc*")) == [] and list(Path.cwd().glob("kernel-ipc*")) == []
+
+
+def test_mask_frame_masks_by_column_and_by_shape_and_keeps_types():
+    frame = pd.DataFrame(
+        {
+            "firstName": ["Ana", None],
+            "address.lineOne": ["10 Elm Road", ""],
+            "error": ["email: Not an email address: 'x@'.", "call +1 (429) 555-9847"],
+            "rows": pd.array([1, None], dtype="Int64"),
+        },
+        index=pd.Index(["ana@example.org", "bo@example.org"], name="email"),
+    )
+    masked = mask_frame(frame)
+    assert masked["firstName"].tolist()[0] == "•••" and masked["firstName"].isna().tolist()[1]
+    assert masked["address.lineOne"].tolist() == ["•••", ""]
+    assert masked["error"].tolist() == ["email: Not an email address: '•••'.", "call •••"]
+    assert masked["rows"].dtype == "Int64" and list(masked.index) == ["•••", "•••"] and masked.index.name == "email"
+    assert frame.loc["ana@example.org", "firstName"] == "Ana"  # a copy: the caller's frame is untouched
+    with pytest.raises(ValidationError):
+        mask_frame([{"firstName": "Ana"}])
+
+
+def test_render_for_report_shows_frames_in_full_masked_when_asked_and_leaves_pandas_alone():
+    from IPython.core.formatters import DisplayFormatter
+
+    frame = pd.DataFrame({"firstName": ["Anastasia"], "error": [LONG_ERROR]})
+    shell = SimpleNamespace(display_formatter=DisplayFormatter())
+    render_for_report(shell)
+    data = displayed(shell, frame)
+    assert LONG_ERROR.strip() in data["text/html"] and "Anastasia" in data["text/html"]
+    render_for_report(shell, mask=True)
+    data = displayed(shell, frame)
+    assert "Anastasia" not in data["text/html"] + data["text/plain"] and "ana.rivera" not in data["text/html"]
+    assert pd.get_option("display.max_colwidth") == 50  # the process's own options never change
+    with pytest.raises(ValidationError):
+        render_for_report(shell, mask="yes")
+
+
+def test_tables_are_aligned_by_content_and_one_header_row():
+    from bs4 import BeautifulSoup
+
+    from impilo_nb._report_tables import prepare_tables
+
+    summary = pd.DataFrame({"rows": [488, 12], "share": [0.976, 0.024]}, index=pd.Index(["created", "invalid"], name="status"))
+    errors = pd.DataFrame({"status": ["invalid"] * 12, "error": ["lastName: This field is required."] * 12})
+    soup = BeautifulSoup(f"<html><head></head><body>{summary.to_html()}{errors.to_html()}</body></html>", "html.parser")
+    assert prepare_tables(soup) == 2
+    first, second = soup.select("table.dataframe")
+    assert len(first.select("thead tr")) == 1 and first.select("thead th")[0].get_text() == "status"
+    assert [("impilo-num" in td.get("class", [])) for td in first.select("tbody tr")[0].find_all("td")] == [True, True]
+    assert all("impilo-num" not in td.get("class", []) for td in second.select("td"))
+    assert "impilo-interactive" in second["class"] and soup.find("script", id="impilo-datatables-bundle") is not None
+    assert external_loads(str(soup)) == []
 
 
 def test_report_command_line(tmp_path):
@@ -167,3 +325,16 @@ def test_report_command_line(tmp_path):
         check=True,
     )
     assert "wrote" in done.stdout and (tmp_path / "r" / "small.html").exists()
+
+
+def test_report_command_line_share(tmp_path):
+    path = small_notebook(tmp_path, "secret_sauce = 6 * 7\nprint(secret_sauce)")
+    done = subprocess.run(
+        [sys.executable, "-m", "impilo_nb", "report", str(path), "--out", str(tmp_path / "r"), "--share"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    html = (tmp_path / "r" / "small.html").read_text()
+    assert "42" in html and "secret_sauce" not in html and "personal data masked" in html
+    assert "without encryption" not in done.stderr
