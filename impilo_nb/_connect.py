@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,17 @@ __all__ = ["connect", "embedded_sandbox", "sandbox_class"]
 
 _lock = threading.Lock()
 _sandbox: Sandbox | None = None
+
+#: Shown after the repr of a client on the embedded sandbox: a new user must not mistake it for
+#: the platform, nor keep work in it.
+EMBEDDED_CAVEAT = (
+    f"embedded sandbox, data lost when the kernel stops; set {c.ENV_BASE_URL} (and {c.ENV_API_KEY}) for the real platform"
+)
+#: One line on stderr when the embedded sandbox starts (once per process). A print, not
+#: ``warnings.warn`` or logging: a warning's text carries a file path and source line and obeys
+#: filters that may hide it or turn it into an error, and logging shows only if no handler is
+#: configured; a print is the same single line in every kernel, so nbval can compare it.
+EMBEDDED_NOTICE = c.EMBEDDED_NOTICE
 
 
 def connect(
@@ -36,17 +48,21 @@ def connect(
     executed twice shows the same ids, and with webhook retries after seconds, not minutes
     (``DEMO_TIME_SCALE``). ``make lab`` sets the environment to one shared sandbox
     process instead, and a real deployment sets it to ``https://app.impiloplatform.com``.
+    A client on the embedded sandbox says so in its repr (``EMBEDDED_CAVEAT``).
     """
     if base_url or os.environ.get(c.ENV_BASE_URL):
         return ImpiloClient(
             base_url=base_url, timeout=timeout, max_retries=max_retries, allow_insecure_http=allow_insecure_http
         )
     sandbox = embedded_sandbox()
-    return ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, timeout=timeout, max_retries=max_retries)
+    client = ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, timeout=timeout, max_retries=max_retries)
+    client.caveat = EMBEDDED_CAVEAT
+    return client
 
 
 def embedded_sandbox() -> Sandbox:
-    """The process's embedded ``Sandbox``, started on first use and stopped at exit.
+    """The process's embedded ``Sandbox``, started on first use (saying so on stderr, once) and
+    stopped at exit.
 
     Raises:
         ConfigurationError: the ``[sandbox]`` extra (FastAPI) is not installed.
@@ -58,6 +74,7 @@ def embedded_sandbox() -> Sandbox:
             documented_only = os.environ.get(c.ENV_SANDBOX_DOCUMENTED_ONLY, "").strip().lower() in ("1", "true", "yes")
             _sandbox = sandbox_class()(time_scale=time_scale, documented_only=documented_only).start()
             atexit.register(_sandbox.stop)
+            print(EMBEDDED_NOTICE, file=sys.stderr)
         return _sandbox
 
 

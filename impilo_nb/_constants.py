@@ -40,6 +40,13 @@ WEBHOOK_SECRET_HEADER = "Impilo-Webhook-Secret"
 ENV_BASE_URL = "IMPILO_BASE_URL"
 ENV_API_KEY = "IMPILO_API_KEY"
 
+#: The line ``connect()`` prints on stderr when it starts the embedded sandbox (once per process).
+#: A report leaves it out: its title block already names the server.
+EMBEDDED_NOTICE = (
+    f"impilo_nb: no {ENV_BASE_URL} set, so connect() started an embedded sandbox; its data is lost when the "
+    f"kernel stops. Set {ENV_BASE_URL} (and {ENV_API_KEY}) for the real platform."
+)
+
 #: Environment variable the receiver CLI reads its secret from.
 ENV_WEBHOOK_SECRET = "IMPILO_WEBHOOK_SECRET"
 

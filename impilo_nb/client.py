@@ -111,8 +111,14 @@ class ImpiloClient:
         self.webhook_logs = WebhookLogs(self)
         self.webhook_secret = WebhookSecrets(self)
 
+    #: What whoever displays this client must know about where its data lives, shown after its
+    #: repr: ``connect()`` sets it for the embedded sandbox, whose data goes with the process.
+    #: None (a real server) leaves the repr as it was. Never put a key or secret in it.
+    caveat: str | None = None
+
     def __repr__(self) -> str:
-        return f"ImpiloClient(base_url={self.base_url!r}, api_key=***)"
+        text = f"ImpiloClient(base_url={self.base_url!r}, api_key=***)"
+        return f"{text} — {self.caveat}" if self.caveat else text
 
     def __enter__(self) -> ImpiloClient:
         return self

@@ -57,6 +57,16 @@ def test_api_key_never_in_repr_or_errors(sandbox):
     assert secret not in str(caught.value) and secret not in repr(caught.value)
 
 
+def test_repr_shows_the_caveat_only_when_there_is_one():
+    client = nb.ImpiloClient(base_url="https://app.impiloplatform.com", api_key="repr-key-77")
+    assert repr(client) == "ImpiloClient(base_url='https://app.impiloplatform.com', api_key=***)"
+    client.caveat = "embedded sandbox, data lost when the kernel stops"
+    assert repr(client) == (
+        "ImpiloClient(base_url='https://app.impiloplatform.com', api_key=***) — embedded sandbox, data lost when the kernel stops"
+    )
+    assert "repr-key-77" not in repr(client)
+
+
 def test_user_agent_names_the_package(client):
     assert client.headers["User-Agent"].startswith(f"impilo_nb/{nb.__version__}")
 

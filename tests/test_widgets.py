@@ -2,7 +2,6 @@
 
 import datetime as dt
 import html
-import time
 
 import pytest
 
@@ -129,6 +128,104 @@ def test_blank_text_counts_as_empty(client, value):
     form = PatientForm(client)
     fill(form, firstName="A", lastName="B", email=value)
     assert form.values()["email"] is None
+
+
+# -- PatientForm: the result where the user looks, and what a report shows (issue 15) ---------
+
+
+def test_the_saved_patient_appears_under_the_button(client):
+    form = PatientForm(client)
+    assert form.children.index(form.result) > form.children.index(form.submit_button)
+    assert form.result.value == ""
+    fill(form, firstName="Zelda", lastName="Quist", email="zelda@example.org")
+    saved = form.submit()
+    assert "<td style='text-align:left'>zelda@example.org</td>" in form.result.value
+    assert f"<td style='text-align:left'>{saved.id}</td>" in form.result.value
+    form.new()
+    assert form.result.value == ""
+
+
+def test_a_failed_save_shows_no_earlier_result(client):
+    form = PatientForm(client)
+    fill(form, firstName="A", lastName="B", externalIdentifier="dup-1")
+    form.submit()
+    form.new()
+    fill(form, firstName="C", lastName="D", externalIdentifier="dup-1")
+    assert form.submit() is None and form.result.value == ""
+
+
+def test_an_empty_form_snapshot_is_one_line_not_a_row_per_field(client):
+    snapshot = PatientForm(client).snapshot_html()
+    assert "Patient form (empty)" in snapshot and "fill it in JupyterLab" in snapshot
+    assert "<tr" not in snapshot and "—" not in snapshot
+
+
+def test_a_filled_form_snapshot_shows_only_the_filled_fields(client):
+    form = PatientForm(client)
+    fill(form, firstName="Ana", **{"address.city": "Springfield"})
+    snapshot = form.snapshot_html()
+    assert snapshot.count("<tr>") == 2 and "Springfield" in snapshot and "lastName" not in snapshot
+
+
+def test_a_saved_form_snapshot_shows_the_result(client):
+    form = PatientForm(client)
+    fill(form, firstName="Ana", lastName="Rivera")
+    saved = form.submit()
+    snapshot = form.snapshot_html()
+    assert f"Created patient {saved.id}: Ana Rivera." in snapshot and form.result.value in snapshot
+
+
+def test_a_patient_table_redraws_when_the_form_saves(client):
+    from impilo_nb.widgets.patient_form import PatientTable
+
+    table = PatientTable(client, columns=["id", "firstName", "email"])
+    form = PatientForm(client)
+    form.on_saved.append(table.refresh)
+    assert repr(table) == "PatientTable(0 patients)" and "none yet" in table.summary.value
+    fill(form, firstName="Zelda", lastName="Quist")
+    form.submit()
+    assert repr(table) == "PatientTable(1 patient)" and list(table.frame.columns) == ["id", "firstName", "email"]
+    assert "<td>Zelda</td>" in table.table.value and "&lt;NA&gt;" not in table.table.value
+    assert table.snapshot_html() == table.summary.value + table.table.value
+
+
+def test_a_patient_table_shows_the_newest_first_and_says_how_many_it_leaves_out(client):
+    from impilo_nb.widgets.patient_form import PatientTable
+
+    for n in range(3):
+        client.patients.create({"firstName": f"P{n}", "lastName": "T", "dateOfBirth": f"1980-01-0{n + 1}"})
+    table = PatientTable(client, max_rows=2)
+    assert table.frame["firstName"].tolist() == ["P2", "P1"]
+    assert "<td>1980-01-03</td>" in table.table.value and "00:00:00" not in table.table.value
+    assert "the newest 2 of 3" in table.summary.value
+
+
+def test_a_patient_table_keeps_its_rows_and_says_why_when_a_refresh_fails(sandbox):
+    from impilo_nb.widgets.patient_form import PatientTable
+
+    client = nb.ImpiloClient(base_url=sandbox.url, api_key=sandbox.api_key, max_retries=0)
+    client.patients.create({"firstName": "Kept", "lastName": "Row"})
+    table = PatientTable(client)
+    sandbox.stop()
+    table.refresh()
+    assert "Could not refresh the patients" in table.summary.value and "Kept" in table.table.value
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ({"columns": ["id", "shoeSize"]}, "'shoeSize'"),
+        ({"columns": "id"}, "list of column names"),
+        ({"columns": []}, "list of column names"),
+        ({"max_rows": 0}, "from 1 to 250"),
+        ({"max_rows": 251}, "from 1 to 250"),
+    ],
+)
+def test_a_patient_table_refuses_unusable_settings_and_names_them(client, setting, words):
+    from impilo_nb.widgets.patient_form import PatientTable
+
+    with pytest.raises(nb.ConfigurationError, match=words):
+        PatientTable(client, **setting)
 
 
 # -- PatientForm: every field, live validation, update review, lookup (issue 4) ---------------
@@ -379,394 +476,3 @@ def test_search_with_nothing_typed_or_nothing_found(client):
     search.query.value = "zzz"
     search.search_button.click()
     assert "0 patients found" in search.summary.value and search.results.options == ()
-
-
-# -- WebhookLogView ----------------------------------------------------------------------------
-
-import json  # noqa: E402
-import sqlite3  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-from impilo_nb.widgets import WebhookLogView, log_view  # noqa: E402
-from impilo_nb.widgets.log_view import TIMELINE_TAB  # noqa: E402
-
-
-def deliver(log, event_id, type_="patient.created", **payload):
-    log.record_body(json.dumps({"id": event_id, "type": type_, "payload": {"id": event_id * 10, **payload}}).encode())
-
-
-@pytest.fixture
-def event_log(tmp_path):
-    return nb.EventLog(tmp_path / "events.db")
-
-
-def test_log_view_shows_newest_first_with_counts(event_log):
-    deliver(event_log, 1, firstName="Ana")
-    deliver(event_log, 2, "patient.updated", firstName="Bo")
-    view = WebhookLogView(event_log, live=False)
-    assert view.frame["event_id"].tolist() == [2, 1]
-    assert "2 events" in view.counts.value and "patient.updated: <b>1</b>" in view.counts.value
-    assert view.table.value.index("Bo") < view.table.value.index("Ana")
-    assert view.type_filter.options == ("(all types)", "patient.created", "patient.updated")
-
-
-def test_log_view_filters_by_type_and_text(event_log):
-    deliver(event_log, 1, firstName="Ana")
-    deliver(event_log, 2, "patient.updated", firstName="Bo")
-    deliver(event_log, 3, "patient.updated", firstName="Cy")
-    view = WebhookLogView(event_log, live=False)
-    view.type_filter.value = "patient.updated"
-    assert view.frame["event_id"].tolist() == [3, 2]
-    view.search.value = "cy"
-    assert view.frame["event_id"].tolist() == [3]
-    view.search.value = "nobody"
-    assert view.frame.empty and "Nothing matches" in view.table.value
-
-
-def test_log_view_detail_shows_the_selected_event_json(event_log):
-    deliver(event_log, 1, firstName="Ana <b>")
-    deliver(event_log, 2, firstName="Bo")
-    view = WebhookLogView(event_log, live=False)
-    view.event_picker.value = 1
-    assert "&quot;firstName&quot;: &quot;Ana &lt;b&gt;&quot;" in view.detail.value
-
-
-class FakeClock:
-    """Stands in for time.monotonic, so the timing rules are checked without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def wait_until(condition, hang_guard: float = 30.0) -> None:
-    """Wait for ``condition``; the deadline only stops a hang, it asserts no speed."""
-    deadline = time.monotonic() + hang_guard
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting after {hang_guard} s: hung"
-        time.sleep(0.02)
-
-
-def show_timeline(view) -> None:
-    view.tabs.selected_index = TIMELINE_TAB
-
-
-def test_log_view_timeline_is_a_png(event_log):
-    deliver(event_log, 1)
-    view = WebhookLogView(event_log, live=False)
-    show_timeline(view)
-    assert view.timeline.value[:8] == b"\x89PNG\r\n\x1a\n"
-    assert view.timeline.layout.display is None and view._timeline_note.value == ""
-
-
-def test_log_view_draws_the_timeline_only_while_its_tab_is_shown(event_log, monkeypatch):
-    drawn = []
-    draw = log_view._timeline_png
-    monkeypatch.setattr(log_view, "_timeline_png", lambda log: drawn.append(len(log)) or draw(log))
-    deliver(event_log, 1)
-    view = WebhookLogView(event_log, live=False, timeline_interval=0)
-    assert drawn == [] and view.timeline.value == b""  # building the view draws nothing
-    deliver(event_log, 2)
-    view.refresh(force_plot=True)
-    assert drawn == [] and "2 events" in view.counts.value
-    assert not view._poll_once()  # a hidden timeline that lags is no reason to refresh
-    show_timeline(view)
-    assert drawn == [2]  # drawn when first looked at
-    view.tabs.selected_index = 0
-    show_timeline(view)
-    assert drawn == [2]  # up to date: not drawn again
-    view.tabs.selected_index = 0
-    deliver(event_log, 3)
-    view.refresh()
-    assert drawn == [2]
-    show_timeline(view)
-    assert drawn == [2, 3]  # stale when opened: redrawn
-
-
-def test_building_and_refreshing_the_view_never_imports_matplotlib(tmp_path):
-    code = f"""
-import json, sys
-import impilo_nb as nb
-from impilo_nb.widgets import WebhookLogView
-log = nb.EventLog({str(tmp_path / "events.db")!r})
-view = WebhookLogView(log, live=False, timeline_interval=0)
-log.record_body(json.dumps({{"id": 1, "type": "patient.created", "payload": {{"id": 10}}}}).encode())
-view.refresh_button.click()
-print("matplotlib" in sys.modules, view.counts.value)
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("False") and "1 event " in done.stdout
-
-
-def test_log_view_report_snapshot_has_the_timeline_though_its_tab_was_never_opened(event_log):
-    deliver(event_log, 1)
-    view = WebhookLogView(event_log, live=False)
-    snapshot = view.snapshot_html()
-    assert "1 event " in snapshot and "<img alt='timeline' src='data:image/png;base64,iVBORw0KGgo" in snapshot
-
-
-def test_log_view_live_shows_new_events_by_itself(event_log):
-    view = WebhookLogView(event_log)  # live
-    try:
-        assert "No events yet" in view.counts.value
-        deliver(event_log, 1)
-        wait_until(lambda: "1 event " in view.counts.value)
-        assert view.frame["event_id"].tolist() == [1]
-    finally:
-        view.close()
-
-
-def test_log_view_redraws_the_timeline_at_most_every_interval_but_never_leaves_it_behind(event_log):
-    view = WebhookLogView(event_log, live=False, timeline_interval=5.0)
-    clock = view._clock = FakeClock()
-    show_timeline(view)
-    first = view.timeline.value
-    clock.now += 1
-    deliver(event_log, 1)
-    assert view._poll_once()
-    assert "1 event " in view.counts.value and view.timeline.value == first  # table now, picture later
-    clock.now += 3.9
-    assert not view._poll_once()  # nothing new, picture not due yet: no work
-    clock.now += 0.1
-    assert view._poll_once() and view.timeline.value != first  # due, with no further event to prompt it
-    assert not view._poll_once()  # caught up
-
-
-def test_log_view_refresh_button_redraws_the_shown_timeline_at_once(event_log):
-    view = WebhookLogView(event_log, live=False, timeline_interval=3600)
-    view._clock = FakeClock()
-    show_timeline(view)
-    first = view.timeline.value
-    deliver(event_log, 1)
-    view.refresh()
-    assert view.timeline.value == first  # not due
-    view.refresh_button.click()
-    assert view.timeline.value != first
-
-
-def test_log_view_backs_off_to_twice_its_last_refresh(event_log, monkeypatch):
-    deliver(event_log, 1)
-    view = WebhookLogView(event_log, live=False, refresh_interval=0.5)
-    clock = view._clock = FakeClock()
-    read = event_log.frame
-
-    def slow_read(*args, **kwargs):
-        clock.now += 0.8 if kwargs.get("limit") else 0  # the table's read; the new event's type is quick
-        return read(*args, **kwargs)
-
-    monkeypatch.setattr(event_log, "frame", slow_read)
-    deliver(event_log, 2)
-    view.refresh()
-    assert view._next_wait() == pytest.approx(1.6)
-    monkeypatch.setattr(event_log, "frame", read)
-    deliver(event_log, 3)
-    view.refresh()
-    assert view._next_wait() == 0.5
-
-
-def test_log_view_timeline_paces_itself_and_does_not_slow_the_table(event_log, monkeypatch):
-    deliver(event_log, 1)
-    view = WebhookLogView(event_log, live=False, refresh_interval=0.5, timeline_interval=5.0)
-    clock = view._clock = FakeClock()
-    draw = log_view._timeline_png
-
-    def slow_draw(log):
-        clock.now += 10
-        return draw(log)
-
-    monkeypatch.setattr(log_view, "_timeline_png", slow_draw)
-    show_timeline(view)  # drawn: it took 10 s
-    deliver(event_log, 2)
-    view.refresh()
-    assert view._next_wait() == 0.5  # the table keeps its pace
-    clock.now += 19.9
-    assert not view._timeline_due()  # twice the drawing's cost, longer than timeline_interval
-    clock.now += 0.1
-    assert view._timeline_due()
-
-
-def test_log_view_refresh_button_and_live_off(event_log):
-    view = WebhookLogView(event_log, live=False)
-    deliver(event_log, 1)
-    assert view._thread is None and view.frame.empty  # not live: nothing watches the log
-    view.refresh_button.click()
-    assert view.frame["event_id"].tolist() == [1]
-
-
-def test_log_view_starts_watching_when_live_is_switched_on(event_log):
-    view = WebhookLogView(event_log, live=False)
-    try:
-        view.live.value = True
-        deliver(event_log, 1)
-        wait_until(lambda: "1 event " in view.counts.value)
-    finally:
-        view.close()
-
-
-def test_log_view_needs_an_event_log():
-    with pytest.raises(TypeError):
-        WebhookLogView("events.db")
-
-
-@pytest.mark.parametrize(
-    ("setting", "value"),
-    [("max_rows", 0), ("max_rows", 2.5), ("max_rows", True), ("search_rows", -1), ("refresh_interval", 0),
-     ("refresh_interval", float("nan")), ("timeline_interval", -1), ("timeline_interval", "5")],
-)
-def test_log_view_refuses_unusable_settings_and_names_them(event_log, setting, value):
-    with pytest.raises(nb.ConfigurationError, match=rf"{setting}=\.\.\.\) must be .*got {value!r}"):
-        WebhookLogView(event_log, live=False, **{setting: value})
-
-
-# -- WebhookLogView on a big log: it reads what it shows and what is new, nothing more ---------
-
-
-class CountingStore:
-    """Wraps a real event store and counts what the view asks of it: calls, and event rows read
-    (``rows``: by ``events``, what ``frame()`` reads; ``get`` reads one event, by its id)."""
-
-    def __init__(self, store) -> None:
-        self._store = store
-        self.reset()
-
-    def reset(self) -> None:
-        self.calls: list[str] = []
-        self.rows = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self._store, name)
-        if not callable(attr):
-            return attr
-
-        def counted(*args, **kwargs):
-            self.calls.append(name)
-            result = attr(*args, **kwargs)
-            if name == "events":  # a list of rows, or an iterator of batches of rows
-                result = list(result)
-                batched = bool(result) and isinstance(result[0], list)
-                self.rows += sum(map(len, result)) if batched else len(result)
-                return iter(result) if batched else result
-            return result
-
-        return counted
-
-
-class WatchedLog(nb.EventLog):
-    """A real event log that counts how often its timeline is computed, and reads through a CountingStore."""
-
-    def __init__(self, path) -> None:
-        super().__init__(path)
-        self.timelines = 0
-        self.store = self._store = CountingStore(self._store)
-
-    def timeline(self, *args, **kwargs):
-        self.timelines += 1
-        return super().timeline(*args, **kwargs)
-
-
-@pytest.fixture
-def big_log(tmp_path):
-    """300 events, every third a patient.created, read through a CountingStore."""
-    log = WatchedLog(tmp_path / "events.db")
-    for n in range(1, 301):
-        deliver(log, n, "patient.created" if n % 3 == 0 else "patient.updated", firstName=f"First{n}")
-    return log
-
-
-def test_a_refresh_after_one_new_event_reads_the_newest_rows_only(big_log):
-    view = WebhookLogView(big_log, live=False, max_rows=20)
-    deliver(big_log, 301, "patient.created", firstName="Newest")
-    big_log.store.reset()
-    assert view._poll_once()
-    assert big_log.store.rows <= 20 + 1  # the newest 20 rows and the new event's type: no count over the log
-    assert big_log.store.calls.count("get") <= 1  # the selected event, for its detail
-    assert "type_counts" not in big_log.store.calls and big_log.timelines == 0
-    assert view.frame["event_id"].tolist() == list(range(301, 281, -1)) and "Newest" in view.table.value
-    assert "301 events (20 shown)" in view.counts.value and "patient.created: <b>101</b>" in view.counts.value
-    assert view.event_picker.options[0][1] == 301 and view.event_picker.value == 300  # the selection is kept
-
-
-def test_an_unchanged_log_is_not_read_again(big_log):
-    view = WebhookLogView(big_log, live=False, max_rows=20)
-    big_log.store.reset()
-    assert not view._poll_once()
-    view.refresh()
-    assert big_log.store.calls == ["version", "version"] and big_log.store.rows == 0
-
-
-def test_a_type_filter_reads_the_newest_rows_of_that_type(big_log):
-    view = WebhookLogView(big_log, live=False, max_rows=10)
-    view.type_filter.value = "patient.created"
-    assert view.frame["event_id"].tolist() == list(range(300, 270, -3))
-    deliver(big_log, 301, "patient.updated")
-    big_log.store.reset()
-    view.refresh()
-    assert big_log.store.rows <= 10 + 1  # 10 of the type, and the new event's type for the counts
-    assert view.frame["event_id"].tolist()[0] == 300 and "patient.updated: <b>201</b>" in view.counts.value
-
-
-def test_the_timeline_is_computed_only_when_its_tab_is_shown(big_log):
-    view = WebhookLogView(big_log, live=False, timeline_interval=0)
-    deliver(big_log, 301)
-    view.refresh(force_plot=True)
-    assert big_log.timelines == 0
-    show_timeline(view)
-    assert big_log.timelines == 1 and view.timeline.value[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_a_search_looks_through_the_newest_search_rows(big_log):
-    view = WebhookLogView(big_log, live=False, max_rows=5, search_rows=50)
-    view.search.value = "first29"  # First29 and First290..First299: only the ten newest are in reach
-    assert view.frame["event_id"].tolist() == [299, 298, 297, 296, 295]
-    assert "the search looks at the newest 50" in view.counts.value
-    big_log.store.reset()
-    view.search.value = "first2"  # the same newest rows, matched again without reading them again
-    assert big_log.store.rows == 0 and view.frame["event_id"].tolist() == [299, 298, 297, 296, 295]
-    view.search.value = "first251"
-    assert view.frame["event_id"].tolist() == [251] and "Nothing matches" not in view.table.value
-
-
-def test_counts_kept_up_to_date_from_new_rows_match_a_full_count(big_log, monkeypatch):
-    monkeypatch.setattr(log_view, "COUNT_READ_LIMIT", 8)  # so that bursts past it are counted in full
-    view = WebhookLogView(big_log, live=False, max_rows=5)
-    next_id = 301
-    for burst, kind in [(1, "patient.created"), (3, "patient.archived"), (0, ""), (7, "patient.updated"), (20, "x.y")]:
-        for _ in range(burst):
-            deliver(big_log, next_id, kind)
-            next_id += 1
-        deliver(big_log, 5)  # a redelivery: a version change that adds no event
-        view.refresh()
-        assert view._type_counts.by_type == big_log.types()
-        assert list(view.type_filter.options) == ["(all types)", *sorted(big_log.types())]
-
-
-def test_counts_heal_when_an_event_lands_while_they_are_counted_in_full(big_log, monkeypatch):
-    monkeypatch.setattr(log_view, "COUNT_READ_LIMIT", 1)
-    view = WebhookLogView(big_log, live=False)
-    counted = big_log.types
-
-    def an_event_then_types():  # lands after the version was read, before the count: counted twice
-        deliver(big_log, 1000, "patient.deleted")
-        return counted()
-
-    big_log.types = an_event_then_types
-    for n in (301, 302):
-        deliver(big_log, n)
-    view.refresh()  # two new events: past COUNT_READ_LIMIT, so counted in full
-    big_log.types = counted
-    monkeypatch.setattr(log_view, "COUNT_READ_LIMIT", 10_000)
-    deliver(big_log, 303)  # read as new, with event 1000 again: one more than the log holds, so counted in full
-    assert view._poll_once()
-    assert view._type_counts.by_type == big_log.types() and view._type_counts.total == len(big_log) == 304
-
-
-def test_counts_follow_events_removed_from_the_log_outside_the_view(big_log, tmp_path):
-    view = WebhookLogView(big_log, live=False)
-    with sqlite3.connect(tmp_path / "events.db") as pruning:  # e.g. a retention job dropping old events
-        pruning.execute("DELETE FROM events WHERE event_id <= 30")
-    assert view._poll_once()
-    assert view._type_counts.by_type == big_log.types() and "270 events" in view.counts.value

@@ -10,7 +10,7 @@ from .._extras import require
 require("widgets")
 
 from .log_view import WebhookLogView  # noqa: E402  (after the check, which must come first)
-from .patient_form import PatientForm, PatientSearch  # noqa: E402
+from .patient_form import PatientForm, PatientSearch, PatientTable  # noqa: E402
 from .sync_view import SyncView  # noqa: E402
 
-__all__ = ["PatientForm", "PatientSearch", "SyncView", "WebhookLogView"]
+__all__ = ["PatientForm", "PatientSearch", "PatientTable", "SyncView", "WebhookLogView"]

@@ -1,4 +1,4 @@
-"""PatientForm and PatientSearch: create, find, review and update patients in a notebook.
+"""PatientForm, PatientSearch and PatientTable: create, find, review, update and list patients.
 
 The widgets only collect input and call the public API: ``Patient`` validation,
 ``patient_changes``, ``external_id``/``id_hazards`` and ``client.patients``. Complaints, local or
@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import copy
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as w
+import pandas as pd
 
+from .. import _constants as c
 from ..client import ImpiloClient
-from ..errors import APIConnectionError, APIError, APIStatusError, FieldError, ValidationError
+from ..errors import APIConnectionError, APIError, APIStatusError, ConfigurationError, FieldError, ValidationError
 from ..fields import facts, field_at, leaf_kind, wire_paths
+from ..frames import PATIENT_COLUMNS, patient_frame
 from ..ids import external_id, id_hazards
 from ..models import Change, Patient, get_path, patient_changes, prune_empty_objects, set_path
 from ._snapshot import Snapshot
 
-__all__ = ["PatientForm", "PatientSearch"]
+__all__ = ["PatientForm", "PatientSearch", "PatientTable"]
+
+#: The columns a ``PatientTable`` shows unless told otherwise: who the patient is, not every field.
+TABLE_COLUMNS = ("id", "externalIdentifier", "firstName", "lastName", "dateOfBirth", "email", "address.city")
+#: Rows a ``PatientTable`` shows: the newest patients, one page, so a redraw after each save
+#: costs one request however large the account is.
+TABLE_ROWS = 25
 
 _STYLE = {"description_width": "10em"}
 _WIDE = w.Layout(width="34em")
@@ -86,8 +95,10 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
 
     ``form.fields[path]`` are the inputs (``"firstName"``, ``"address.city"``, ``"site.active"``...),
     ``form.errors[path]`` the messages under them, ``form.status`` the outcome line,
-    ``form.changes_view`` the review of what a save would change, and ``form.patient`` the
-    patient last loaded or saved. ``form.on_saved`` callbacks receive each saved patient.
+    ``form.changes_view`` the review of what a save would change, ``form.result`` the patient
+    just saved (under the button, where the user looks), and ``form.patient`` the patient last
+    loaded or saved. ``form.on_saved`` callbacks receive each saved patient (e.g. a
+    ``PatientTable``'s ``refresh``).
     """
 
     def __init__(self, client: ImpiloClient, patient_id: int | None = None) -> None:
@@ -115,6 +126,7 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
         self.submit_button = w.Button(description="Create patient", button_style="primary", icon="check")
         self.submit_button.on_click(lambda _: self.submit())
         self.status = w.HTML()
+        self.result = w.HTML()
         self.changes_view = w.HTML()
 
         person = [self._row(s.path) for s in _PERSON]
@@ -143,6 +155,7 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
                 self.changes_view,
                 self.submit_button,
                 self.status,
+                self.result,
             ]
         )
         if patient_id is not None:
@@ -153,13 +166,19 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
         return f"PatientForm({mode})"
 
     def snapshot_html(self) -> str:
-        """The form as a read-only table of its fields, with its status and change review."""
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(path)}</th><td style='text-align:left'>"
-            f"{html.escape(_show(widget.value if not isinstance(widget.value, str) or widget.value else None))}</td></tr>"
-            for path, widget in self.fields.items()
-        )
+        """What a report shows for the form: one line when it is empty, else only its filled
+        fields with the change review and outcome; once saved, the outcome and the saved patient."""
+        filled = {path: widget.value for path, widget in self.fields.items() if not _blank(widget.value)}
+        if not filled and not self.status.value:
+            return "<p><b>Patient form (empty)</b>: fill it in JupyterLab to create a patient.</p>"
         title = f"Patient form: patient {self.patient_id}" if self.patient_id is not None else "Patient form: new patient"
+        if self.result.value:  # the saved record says it all; its fields again would only repeat it
+            return f"<b>{title}</b>{self.status.value}{self.result.value}"
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(path)}</th>"
+            f"<td style='text-align:left'>{html.escape(str(value))}</td></tr>"
+            for path, value in filled.items()
+        )
         return f"<b>{title}</b> (interactive in JupyterLab){self.changes_view.value}<table>{rows}</table>{self.status.value}"
 
     def _row(self, path: str) -> w.Widget:
@@ -307,6 +326,7 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
             self.submit_button.disabled = False
         self.show(saved)
         self._set_status(f"{verb} patient {saved.id}: {saved.full_name}.", ok=True)
+        self.result.value = f"<div class='impilo-saved-patient'>{saved._repr_html_()}</div>"
         for callback in self.on_saved:
             callback(saved)
         return saved
@@ -349,6 +369,7 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
         for box in self.errors.values():
             box.value = ""
         self.status.value = ""
+        self.result.value = ""
 
     def _show_failure(self, exc: Exception) -> None:
         unplaced = [fe for fe in getattr(exc, "field_errors", []) if not self._place(fe)]
@@ -386,6 +407,10 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
 
 def _show(value: Any) -> str:
     return "—" if value is None else str(value)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 class PatientSearch(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no types: VBox is Any
@@ -459,3 +484,80 @@ def _result_label(patient: Patient) -> str:
     if patient.archived:
         parts.append("(archived)")
     return " · ".join(parts)
+
+
+class PatientTable(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no types: VBox is Any
+    """The newest patients as a table that redraws itself on ``refresh()``.
+
+    Give ``refresh`` to a form (``form.on_saved.append(table.refresh)``) and a patient saved
+    there appears here at once: Run All draws the table before anyone has used the form.
+    ``table.frame`` is the DataFrame shown (the ``client.patients.frame()`` columns).
+
+    Raises:
+        ConfigurationError: an unknown column, or ``max_rows`` outside 1..250.
+    """
+
+    def __init__(
+        self, client: ImpiloClient, *, columns: Sequence[str] = TABLE_COLUMNS, max_rows: int = TABLE_ROWS
+    ) -> None:
+        _check_table_settings(columns, max_rows)
+        self.client = client
+        self.columns = list(columns)
+        self.max_rows = max_rows
+        self.total = 0
+        self.frame = pd.DataFrame(columns=self.columns)
+        self.summary = w.HTML()
+        self.table = w.HTML()
+        super().__init__([self.summary, self.table])
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return f"PatientTable({self.total} patient{'s' * (self.total != 1)})"
+
+    def snapshot_html(self) -> str:
+        """The table as it was last drawn."""
+        return f"{self.summary.value}{self.table.value}"
+
+    def refresh(self, saved: Patient | None = None) -> pd.DataFrame:
+        """Fetch the newest patients and redraw; ``saved`` (from ``on_saved``) is not needed.
+
+        A failure is shown above the table, which keeps its last rows: a callback of a form's
+        save must not undo the save's own success message.
+        """
+        try:
+            page = self.client.patients.page(size=self.max_rows, sort="patientId", sort_descending=True)
+        except (APIError, ValidationError) as exc:
+            self.summary.value = f"<div style='color:#b00020'>Could not refresh the patients: {html.escape(str(exc))}</div>"
+            return self.frame
+        self.total = page.total
+        self.frame = patient_frame(page.content).reindex(columns=self.columns)
+        shown = f"the newest {len(page.content)} of " if page.total > len(page.content) else ""
+        count = f"{shown}{page.total}, newest first" if page.total else "none yet"
+        self.summary.value = f"<b>Patients</b>: {count}."
+        self.table.value = _as_html_table(self.frame)
+        return self.frame
+
+
+def _as_html_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a left-aligned HTML table: dates as dates (the patient's are days, not
+    midnights) and missing values blank (pd.NA would print as "<NA>")."""
+    shown = frame.copy()
+    for column in shown.select_dtypes(include=["datetime", "datetimetz"]).columns:
+        shown[column] = shown[column].dt.strftime("%Y-%m-%d")
+    shown = shown.astype(object).where(shown.notna(), "")
+    return shown.to_html(index=False, classes="impilo-patient-table", border=0, justify="left")
+
+
+def _check_table_settings(columns: Sequence[str], max_rows: int) -> None:
+    if isinstance(columns, str) or not columns or not all(isinstance(column, str) for column in columns):
+        raise ConfigurationError(f"PatientTable(columns=...) must be a list of column names, got {columns!r}.")
+    unknown = [column for column in columns if column not in PATIENT_COLUMNS]
+    if unknown:
+        raise ConfigurationError(
+            f"PatientTable(columns=...) has unknown column(s) {', '.join(map(repr, unknown))}; "
+            f"use the names of client.patients.frame(): {', '.join(PATIENT_COLUMNS)}."
+        )
+    if not isinstance(max_rows, int) or isinstance(max_rows, bool) or not 1 <= max_rows <= c.MAX_PAGE_SIZE:
+        raise ConfigurationError(
+            f"PatientTable(max_rows=...) must be a whole number from 1 to {c.MAX_PAGE_SIZE}, got {max_rows!r}."
+        )

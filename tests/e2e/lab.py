@@ -1,10 +1,11 @@
 """A throwaway JupyterLab for browser tests: temporary config, data, runtime and settings
-folders; no token; news and update checks off; a copy of the notebooks; the embedded kernel
-environment pointed at a sandbox the test controls."""
+folders; no token; a copy of the notebooks; the embedded kernel environment pointed at a
+sandbox the test controls. Otherwise it is set up as ``make lab`` (scripts/lab) sets up the
+user's Lab (``MAKE_LAB_ARGS``, ``MAKE_LAB_PAGE_CONFIG``, trusted notebooks), so the browser
+tests see what users see; tests/e2e/test_first_hour.py checks scripts/lab still says the same."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -29,6 +30,25 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: The settings scripts/lab gives JupyterLab: kernels over Unix sockets (no "Kernel is running
+#: over TCP without encryption"), no news or update checks.
+MAKE_LAB_ARGS = [
+    "--KernelManager.transport=ipc",
+    "--LabApp.news_url=None",
+    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+]
+#: scripts/lab's labconfig/page_config.json: JupyterLab 4 asks "Would you like to get notified
+#: about official Jupyter news?" unless the plugin that asks is disabled (news_url does not stop it).
+MAKE_LAB_PAGE_CONFIG = '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+
+
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    """Outputs of earlier runs, and anything but files and folders (a kernel's ipc sockets)."""
+    skipped = set(shutil.ignore_patterns("*.csv", ".ipynb_checkpoints")(folder, names))
+    special = {name for name in names if not Path(folder, name).is_file() and not Path(folder, name).is_dir()}
+    return skipped | special
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,16 +63,13 @@ class Lab:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.notebooks = workdir / "notebooks"
-        shutil.copytree(ROOT / "notebooks", self.notebooks, ignore=shutil.ignore_patterns("*.csv", ".ipynb_checkpoints"))
+        shutil.copytree(ROOT / "notebooks", self.notebooks, ignore=_not_copied)
         shutil.copytree(ROOT / "data", workdir / "data")
-        folders = {name: workdir / name for name in ("config", "data_dir", "runtime", "settings", "workspaces")}
+        folders = {name: workdir / name for name in ("config", "data_dir", "runtime", "settings", "workspaces", "lab_config")}
         for folder in folders.values():
-            folder.mkdir()
-        notification = folders["settings"] / "@jupyterlab" / "apputils-extension"
-        notification.mkdir(parents=True)
-        (notification / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False})
-        )
+            folder.mkdir(mode=0o700)  # the runtime folder holds the kernels' ipc sockets
+        (folders["lab_config"] / "labconfig").mkdir()
+        (folders["lab_config"] / "labconfig" / "page_config.json").write_text(MAKE_LAB_PAGE_CONFIG)
         self.env = {
             **os.environ,
             **env,
@@ -61,7 +78,15 @@ class Lab:
             "JUPYTER_RUNTIME_DIR": str(folders["runtime"]),
             "JUPYTERLAB_SETTINGS_DIR": str(folders["settings"]),
             "JUPYTERLAB_WORKSPACES_DIR": str(folders["workspaces"]),
+            "JUPYTER_CONFIG_PATH": str(folders["lab_config"]),
         }
+        # As scripts/lab does: the committed outputs are ours, so Lab must not call them untrusted.
+        subprocess.run(
+            [sys.executable, "-m", "jupyter", "trust", *map(str, sorted(self.notebooks.glob("*.ipynb")))],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
         if disable_widgets:  # to prove the tests notice a missing widgets front end
             # --level=user writes into this Lab's temporary JUPYTER_CONFIG_DIR; the default level
             # (sys_prefix) would disable widgets in the developer's own .venv for good.
@@ -96,8 +121,7 @@ class Lab:
                 "--ServerApp.password=",
                 "--ServerApp.disable_check_xsrf=True",
                 f"--ServerApp.root_dir={self.notebooks}",
-                "--LabApp.news_url=None",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                *MAKE_LAB_ARGS,
                 "--allow-root",
             ],
             env=self.env,
