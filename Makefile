@@ -9,7 +9,7 @@ SANDBOX_PORT ?= 8765
 # each starts its own servers; most tests wait on sockets, so two share two cores well.
 TEST_WORKERS ?= 2
 
-.PHONY: lab test browser postgres report reliability sandbox notebooks lint clean
+.PHONY: lab dashboard test browser postgres report reliability sandbox notebooks lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 ## lab: JupyterLab on the notebooks, against one shared sandbox on 127.0.0.1:$(SANDBOX_PORT) (RESET=1 clears it)
 lab: $(STAMP)
 	LAB_PORT=$(LAB_PORT) SANDBOX_PORT=$(SANDBOX_PORT) RESET=$(RESET) scripts/lab
+
+## dashboard: sync verdict, webhook log and bulk results for colleagues, no code: Voila on 127.0.0.1:8866 (DASHBOARD_PORT=...)
+dashboard: $(STAMP)
+	SANDBOX_PORT=$(SANDBOX_PORT) scripts/dashboard
 
 ## test: lint, then every test, notebooks, browser and PostgreSQL tests included (strict nbval; Debian chromium, postgresql)
 test: $(STAMP) lint browser postgres
@@ -48,7 +52,8 @@ postgres:
 		else echo "note: no PostgreSQL server binaries; PostgreSQL tests will be skipped (sudo apt-get install postgresql)"; fi; \
 	fi
 
-## report: run every notebook against the sandbox and write reports/<name>.html (REPORT_ARGS="--mask --hide-code")
+## report: run every notebook against the sandbox; reports/<name>.html to share: title block, results only, masked (REPORT_ARGS= for code and real data)
+report: REPORT_ARGS ?= --share
 report: $(STAMP)
 	$(BIN)/python -m impilo_nb report --out reports $(REPORT_ARGS)
 
