@@ -95,12 +95,15 @@ def _add_hash_command(commands: _Commands[argparse.ArgumentParser]) -> None:
         help="add external identifiers to a CSV, streaming (files larger than memory work)",
         description="Copy a CSV adding an externalIdentifier column: MD5 of lower-cased email + the phone's ASCII "
         "digits, exactly as the guide's Java and JavaScript compute it. With --key-env, HMAC-SHA256 with the key "
-        "read from that environment variable instead.",
+        "read from that environment variable instead. The separator and encoding are detected (and kept in the "
+        "output), the email and phone columns found by name; docs/csv-import.md.",
     )
     hash_cmd.add_argument("--in", dest="source", required=True, help="input CSV")
     hash_cmd.add_argument("--out", dest="destination", required=True, help="output CSV (the input plus externalIdentifier)")
-    hash_cmd.add_argument("--email-col", default="email", help="email column (default: %(default)s)")
-    hash_cmd.add_argument("--phone-col", default="phone", help="phone column (default: %(default)s)")
+    hash_cmd.add_argument("--email-col", help="email column (default: the one named email, E-mail, Email Address...)")
+    hash_cmd.add_argument("--phone-col", help="phone column (default: the one named phoneNumber, Phone, Mobile...)")
+    hash_cmd.add_argument("--sep", help="column separator (default: detected among , ; tab |)")
+    hash_cmd.add_argument("--encoding", help="file encoding (default: detected: UTF-8 with or without BOM, else cp1252)")
     hash_cmd.add_argument("--key-env", help="name of an environment variable holding an HMAC key (keyed mode)")
     hash_cmd.add_argument("--chunk-rows", type=int, default=50_000, help="rows in memory at a time (default: %(default)s)")
     hash_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -112,13 +115,18 @@ def _add_report_command(commands: _Commands[argparse.ArgumentParser]) -> None:
         "report",
         help="execute notebooks and write self-contained HTML reports",
         description="Execute notebooks with papermill (against the embedded sandbox unless --base-url is given; the "
-        "API key comes from IMPILO_API_KEY) and write OUT/<name>.html pages that open offline.",
+        "API key comes from IMPILO_API_KEY) and write OUT/<name>.html pages that open offline: a title block (when, "
+        "which server, which parameters), tables you can sort and search, error texts in full. --share makes a page "
+        "to send: results only, personal data masked (make report's default).",
     )
     report.add_argument("notebooks", nargs="*", help="notebooks to run (default: every notebooks/*.ipynb)")
     report.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
     report.add_argument("--base-url", help="run against this Impilo API instead of the sandbox")
     report.add_argument("--input", dest="input_file", help="value for the notebooks' input_file parameter")
-    report.add_argument("--hide-code", action="store_true", help="leave code cells out")
+    report.add_argument(
+        "--share", action="store_true", help="a page to send to a colleague: --hide-code and --mask together"
+    )
+    report.add_argument("--hide-code", action="store_true", help="leave code cells and In/Out prompts out")
     report.add_argument("--mask", action="store_true", help="mask names, emails, phones, dates of birth in outputs")
     report.set_defaults(run=_run_report)
 
@@ -187,6 +195,7 @@ def _shown(db: str, log: EventLog) -> str:
 
 
 def _run_hash(args: argparse.Namespace) -> int:
+    from .errors import ValidationError
     from .ids import hash_csv
 
     key = None
@@ -195,15 +204,21 @@ def _run_hash(args: argparse.Namespace) -> int:
         if not key:
             print(f"error: --key-env {args.key_env}: that environment variable is not set.", file=sys.stderr)
             return 2
-    summary = hash_csv(
-        args.source,
-        args.destination,
-        email_col=args.email_col,
-        phone_col=args.phone_col,
-        key=key,
-        chunk_rows=args.chunk_rows,
-        progress=not args.quiet,
-    )
+    try:
+        summary = hash_csv(
+            args.source,
+            args.destination,
+            email_col=args.email_col,
+            phone_col=args.phone_col,
+            key=key,
+            chunk_rows=args.chunk_rows,
+            progress=not args.quiet,
+            sep="\t" if args.sep in ("tab", "\\t") else args.sep,
+            encoding=args.encoding,
+        )
+    except ValidationError as exc:  # its messages name the file, the columns and the flag to pass: one line
+        print(f"error: {'; '.join(fe.message for fe in exc.field_errors)}", file=sys.stderr)
+        return 2
     print(f"{summary}; wrote {args.destination}; peak RSS {_peak_rss_mib():,.0f} MiB", flush=True)
     return 0
 
@@ -237,7 +252,13 @@ def _run_report(args: argparse.Namespace) -> int:
         parameters = {"input_file": str(Path(args.input_file).resolve())} if args.input_file else None
         try:
             report = build_report(
-                notebook, args.out, parameters=parameters, base_url=args.base_url, hide_code=args.hide_code, mask=args.mask
+                notebook,
+                args.out,
+                parameters=parameters,
+                base_url=args.base_url,
+                share=args.share,
+                hide_code=args.hide_code or None,  # not given: as --share decides
+                mask=args.mask or None,
             )
         except ReportError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -40,7 +40,7 @@ EXTRAS: dict[str, Extra] = {
         "The report command (impilo-nb report, build_report)",
         ("papermill", "nbclient", "nbconvert", "nbformat", "bs4", "ipykernel"),
     ),
-    "dashboard": Extra("The dashboard (make dashboard, impilo-nb dashboard)", ("voila",)),
+    "dashboard": Extra("The dashboard (make dashboard, scripts/dashboard)", ("voila",)),
     "postgres": Extra("An event log on PostgreSQL (EventLog('postgresql://...'), receiver --db postgresql://...)", ("psycopg",)),
 }
 

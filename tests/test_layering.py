@@ -14,9 +14,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "impilo_nb"
 LAYERS = [
     {"_constants", "_version", "_time", "_md5", "errors", "fields"},
     {"models", "transport", "_extras"},
-    {"frames", "responses", "ids", "eventlog", "serving", "testing"},
+    {"frames", "responses", "ids", "eventlog", "serving", "testing", "_csvfiles"},
     {"resources", "client", "receiver"},
-    {"bulk", "reports", "_report_run", "_report_mask", "_report_html", "_report_rendering", "widgets", "sync", "sandbox"},
+    {"bulk", "reports", "_report_run", "_report_mask", "_report_html", "_report_rendering",
+     "_report_title", "_report_tables", "widgets", "sync", "sandbox", "dashboard"},
     {"_connect", "__init__", "__main__"},  # the entry points: they may start a sandbox
 ]
 
