@@ -74,6 +74,10 @@ EVERYDAY_NAMES: dict[str, tuple[str, ...]] = {
 
 _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
+#: Excel's own first line naming the separator (``sep=;``), written above the header so Excel
+#: opens the file right whatever the locale; it is no header, so it is skipped and obeyed.
+_EXCEL_SEP_LINE = re.compile(r"sep=(.)[ \t]*(?:\r\n|\n|\r|$)", re.IGNORECASE)
+
 
 @dataclass(frozen=True)
 class CsvFormat:
@@ -82,6 +86,8 @@ class CsvFormat:
     sep: str
     encoding: str
     quotechar: str = '"'
+    #: Lines above the header to skip: 1 when the file starts with Excel's ``sep=;`` line.
+    skiprows: int = 0
 
 
 # --- Reading --------------------------------------------------------------------------------
@@ -99,7 +105,9 @@ def read_csv(path: str | os.PathLike[str], *, sep: str | None = None, encoding: 
     Returns:
         Every cell as text (``str``), an empty cell as missing. The index, named ``line``, is
         the file's own line number of each row: the header is line 1, so the first row is
-        line 2, and a quoted cell spanning lines counts them all. ``attrs`` holds ``path``,
+        line 2, and a quoted cell spanning lines counts them all. Excel's ``sep=;`` first line
+        is obeyed and skipped (the header is then line 2). A header naming a column twice is
+        read with pandas' ``.1`` suffix on the copy, with a warning. ``attrs`` holds ``path``,
         ``sep`` and ``encoding`` as seen.
 
     Raises:
@@ -110,10 +118,14 @@ def read_csv(path: str | os.PathLike[str], *, sep: str | None = None, encoding: 
     source = _existing_file(path, "read_csv")
     data = source.read_bytes()
     encoding = _checked_encoding(encoding, source) or _encoding_of_bytes(data, source)
-    text = _decoded(data, encoding, source)
-    sep, quotechar = (_checked_sep(sep, source), '"') if sep is not None else _sniff(text[:SAMPLE_BYTES], source)
-    lines = _record_lines(text, sep, quotechar, source)
+    text, excel_sep, skipped = _without_excel_sep_line(_decoded(data, encoding, source))
+    if sep is not None:
+        sep, quotechar = _checked_sep(sep, source), '"'
+    else:
+        sep, quotechar = (excel_sep, '"') if excel_sep else _sniff(text[:SAMPLE_BYTES], source)
+    header, (header_line, *lines) = _record_lines(text, sep, quotechar, source, first_line=1 + skipped)
     frame = _parse(text, source, sep, quotechar)
+    _warn_repeated_headers(header, header_line, source)
     if len(lines) == len(frame):
         frame.index = pd.Index(lines, name=LINE_INDEX)
     else:  # a row pandas and the csv module split differently: better no line numbers than wrong ones
@@ -128,19 +140,46 @@ def detect_format(
     """The separator and encoding of a file too large to hold: the whole file is checked for
     its encoding (a block at a time), the first ``SAMPLE_BYTES`` tell the separator."""
     source = _existing_file(path, caller)
-    encoding = _checked_encoding(encoding, source) or _encoding_of_file(source)
+    given = _checked_encoding(encoding, source)
+    if given is not None:
+        _check_file_decodes(source, given)
+    encoding = given or _encoding_of_file(source)
     with open(source, encoding=encoding, newline="") as text:
-        sample = text.read(SAMPLE_BYTES)
+        sample, excel_sep, skipped = _without_excel_sep_line(text.read(SAMPLE_BYTES))
     if sep is not None:
-        return CsvFormat(_checked_sep(sep, source), encoding)
+        return CsvFormat(_checked_sep(sep, source), encoding, skiprows=skipped)
+    if excel_sep:
+        return CsvFormat(excel_sep, encoding, skiprows=skipped)
     sep, quotechar = _sniff(sample, source)
     return CsvFormat(sep, encoding, quotechar)
+
+
+def _without_excel_sep_line(text: str) -> tuple[str, str | None, int]:
+    """``text`` without Excel's ``sep=;`` first line; the separator it names (or None); lines skipped."""
+    found = _EXCEL_SEP_LINE.match(text)
+    if found is None or found.group(1) in "\"\r\n":
+        return text, None, 0
+    return text[found.end():], found.group(1), 1
+
+
+def _check_file_decodes(source: Path, encoding: str) -> None:
+    """Refuse a file the given encoding cannot read, naming the line, before anything is written."""
+    def blocks() -> Iterator[bytes]:
+        with open(source, "rb") as raw:
+            while block := raw.read(_BLOCK_BYTES):
+                yield block
+
+    if (bad_line := _first_bad_line(blocks(), encoding)) is not None:
+        raise _file_error(source, "encoding", f"line {bad_line} is not {encoding}; pass the file's real encoding "
+                          "(e.g. 'utf-8', 'cp1252', 'utf-16'), or leave it out to have it detected.")
 
 
 def _existing_file(path: Any, caller: str) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise ValidationError(caller, [FieldError("path", f"Expected a file path (str or Path), got {type(path).__name__}.")])
     source = Path(path)
+    if source.is_dir():
+        raise ValidationError(caller, [FieldError("path", f"{source} is a folder, not a file; give the CSV file's path.")])
     if not source.is_file():
         raise ValidationError(caller, [FieldError("path", f"No such file: {source} (the working folder is {Path.cwd()}).")])
     return source
@@ -151,6 +190,7 @@ def _checked_encoding(encoding: Any, source: Path) -> str | None:
         return None
     try:
         codecs.lookup(encoding)
+        "x".encode(encoding)  # rot13, base64, hex...: codecs, but not text encodings
     except (LookupError, TypeError):
         raise _file_error(source, "encoding", f"unknown encoding {encoding!r}; try 'utf-8', 'cp1252' or 'latin-1'.") from None
     return str(encoding)
@@ -217,12 +257,12 @@ def _first_bad_line(blocks: Iterable[bytes], encoding: str) -> int | None:
     for block in blocks:
         try:
             decoder.decode(block)
-        except UnicodeDecodeError as exc:
-            return lines + block.count(b"\n", 0, max(exc.start, 0))
+        except UnicodeError as exc:  # utf-16 without a BOM raises a bare UnicodeError, with no position
+            return lines + block.count(b"\n", 0, max(getattr(exc, "start", 0), 0))
         lines += block.count(b"\n")
     try:
         decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+    except UnicodeError:
         return lines
     return None
 
@@ -230,8 +270,8 @@ def _first_bad_line(blocks: Iterable[bytes], encoding: str) -> int | None:
 def _decoded(data: bytes, encoding: str, source: Path) -> str:
     try:
         return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+    except UnicodeError as exc:  # utf-16 without a BOM raises a bare UnicodeError, with no position
+        line = data.count(b"\n", 0, getattr(exc, "start", 0)) + 1
         raise _file_error(source, "encoding", f"line {line} is not {encoding}; pass the file's encoding, "
                           "e.g. encoding='cp1252'.") from None
 
@@ -274,8 +314,9 @@ def _parse(text: str, source: Path, sep: str, quotechar: str) -> pd.DataFrame:
                           "separator must be quoted; or pass the right separator, e.g. sep=';'.") from None
 
 
-def _record_lines(text: str, sep: str, quotechar: str, source: Path) -> list[int]:
-    """The line each data row starts on, counted as pandas counts rows (blank lines skipped).
+def _record_lines(text: str, sep: str, quotechar: str, source: Path, *, first_line: int = 1) -> tuple[list[str], list[int]]:
+    """The header's cells, and the line each record starts on (the header's first), counted as
+    pandas counts rows (blank lines skipped); ``text`` starts on line ``first_line`` of the file.
 
     Refuses a row with more cells than the header has names: its cells would land under the
     wrong columns (one with fewer is fine: its last cells are empty).
@@ -283,16 +324,40 @@ def _record_lines(text: str, sep: str, quotechar: str, source: Path) -> list[int
     reader = csv.reader(io.StringIO(text, newline=None), delimiter=sep, quotechar=quotechar)
     starts: list[int] = []
     width = previous_end = 0
+    header: list[str] = []
     for row in reader:
         if row and not (len(row) == 1 and not row[0].strip()):
+            header = header or row
             width = width or len(row)
             if len(row) > width:
-                raise _file_error(source, "sep", f"line {previous_end + 1} has {len(row)} cells on {_shown_sep(sep)} but "
-                                  f"the header names {width} columns. A cell holding the separator must be quoted; or "
-                                  "pass the right separator, e.g. sep=';'.")
-            starts.append(previous_end + 1)
+                raise _file_error(source, "sep", _too_wide(previous_end + first_line, len(row), header, sep, starts))
+            starts.append(previous_end + first_line)
         previous_end = reader.line_num
-    return starts[1:]  # the first record is the header
+    return header, starts or [first_line]
+
+
+def _too_wide(line: int, cells: int, header: list[str], sep: str, starts: list[int]) -> str:
+    """Why a row wider than the header is refused: most often an unquoted separator, or a title line."""
+    if len(header) == 1 and len(starts) == 1:  # the first row after a one-cell "header"
+        return (f"line {starts[0]} holds one cell ({header[0]!r}) but line {line} has {cells} cells on {_shown_sep(sep)}. "
+                f"If line {starts[0]} is a title above the header, delete it from the file (or pass the separator, "
+                "e.g. sep=';', if it is another).")
+    return (f"line {line} has {cells} cells on {_shown_sep(sep)} but the header names {len(header)} columns. A cell holding "
+            "the separator must be quoted; or pass the right separator, e.g. sep=';'.")
+
+
+def _warn_repeated_headers(header: list[str], header_line: int, source: Path) -> None:
+    """Warn when the header names a column twice: pandas keeps both, the copy renamed ``Phone.1``,
+    which no API field is named like, so its values would silently go unused."""
+    counts: dict[str, int] = {}
+    for name in filter(None, header):  # empty names are pandas' "Unnamed: 0", "Unnamed: 1"...
+        counts[name] = counts.get(name, 0) + 1
+    for name, count in counts.items():
+        if count > 1:
+            copies = ", ".join(repr(f"{name}.{n}") for n in range(1, count))
+            warnings.warn(f"{source}: the header (line {header_line}) names {name!r} {count} times; the copies are "
+                          f"read as {copies}. Rename them in the file, or choose which one to import, e.g. "
+                          f"suggest_columns(frame, overrides={{{name!r}: None, {name + '.1'!r}: ...}}).", stacklevel=3)
 
 
 # --- Column names ---------------------------------------------------------------------------
@@ -374,7 +439,10 @@ class ColumnMapping(MutableMapping[str, str]):
         self._mapped[column] = wire
 
     def __delitem__(self, column: str) -> None:
-        del self._mapped[column]
+        """Ignore ``column``: an ignored column stays ignored (not a ``KeyError``), an unknown one is refused."""
+        if column not in self.columns:
+            raise _mapping_error(column, f"No such column; the columns are: {', '.join(map(str, self.columns))}.")
+        self._mapped.pop(column, None)
 
     def __iter__(self) -> Iterator[str]:
         return (column for column in self.columns if column in self._mapped)
@@ -438,6 +506,16 @@ class ColumnMapping(MutableMapping[str, str]):
         return f"<code>{html.escape(path)}</code>" + (" <strong>⚠ named twice</strong>" if path in self.conflicts else "")
 
 
+def _distinct_names(columns: list[Any]) -> list[Any]:
+    """``columns`` with each repeated name's copies numbered (``Phone``, ``Phone 2``), for an error's example."""
+    seen: dict[Any, int] = {}
+    names = []
+    for name in columns:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(f"{name} {seen[name]}" if seen[name] > 1 else name)
+    return names
+
+
 def _known_paths() -> list[str]:
     return wire_paths(Patient)
 
@@ -464,6 +542,12 @@ def suggest_columns(frame: pd.DataFrame, *, overrides: Mapping[str, str | None] 
     if overrides is not None and not isinstance(overrides, Mapping):
         raise _mapping_error(None, f"overrides must be a dict of column -> API field, got {type(overrides).__name__}.")
     columns = list(frame.columns)
+    if repeated := list(dict.fromkeys(frame.columns[frame.columns.duplicated()])):
+        # A mapping is keyed by name: it could neither tell the copies apart nor rename one of them.
+        raise ValidationError("the column mapping", [
+            FieldError(str(name), f"This column name appears more than once; rename the copies first, e.g. "
+                                  f"frame.columns = {_distinct_names(columns)!r}.")
+            for name in repeated])
     suggested = {column: path for column in columns if (path := field_for(column)) is not None}
     mapping = ColumnMapping(columns, suggested)
     for column, path in (overrides or {}).items():

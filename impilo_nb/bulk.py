@@ -79,6 +79,9 @@ _FINAL_WITHOUT_WRITE = (RowStatus.UNCHANGED, RowStatus.INVALID, RowStatus.FAILED
 #: Row outcomes. In a dry run, "would create" and "would update" replace the first two.
 STATUSES = tuple(status.value for status in (RowStatus.CREATED, RowStatus.UPDATED, *_FINAL_WITHOUT_WRITE))
 
+#: How ``summary`` lists rows whose status is empty (a results file edited by hand).
+NO_STATUS = "(no status)"
+
 _DRY_RUN_STATUSES = tuple(status.value for status in (RowStatus.WOULD_CREATE, RowStatus.WOULD_UPDATE, *_FINAL_WITHOUT_WRITE))
 
 
@@ -235,10 +238,19 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     A dry run's results (``results.attrs["dry_run"]``, set by ``upsert_patients``) are listed
     as "would create" and "would update", and the table carries the same flag in its ``attrs``.
     A status outside the list (results edited by hand, or a dry run read back from a CSV,
-    which loses ``attrs``) is added at the end rather than left out of the count.
+    which loses ``attrs``) is added at the end rather than left out of the count; an empty one
+    is counted as ``NO_STATUS``.
+
+    Raises:
+        ValidationError: ``results`` is not a DataFrame with a ``status`` column.
     """
+    if not isinstance(results, pd.DataFrame) or "status" not in results.columns:
+        got = type(results).__name__ if not isinstance(results, pd.DataFrame) else "a DataFrame without a status column"
+        raise ValidationError("summary", [FieldError("results", f"Expected upsert_patients' results (a DataFrame with a "
+                                                                f"status column), got {got}.")])
     dry_run = bool(results.attrs.get("dry_run", False))
-    counts = results["status"].value_counts()
+    # A row without a status (a results file edited by hand) is counted too, so percents add up to 100.
+    counts = results["status"].astype("string").fillna(NO_STATUS).value_counts().astype("int64")
     order = list(_DRY_RUN_STATUSES if dry_run else STATUSES)
     order += [status for status in counts.index if status not in order]
     counts = counts.reindex(order, fill_value=0)

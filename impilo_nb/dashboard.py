@@ -32,6 +32,7 @@ import pandas as pd
 
 from . import bulk
 from ._constants import ENV_API_KEY, ENV_BASE_URL, SANDBOX_API_KEY
+from ._csvfiles import LINE_INDEX
 from .client import ImpiloClient
 from .errors import FieldError, ImpiloError, ValidationError
 from .eventlog import EventLog
@@ -82,6 +83,9 @@ _TABLE_STYLE = (
     " {text-align: left}</style>"
 )
 
+#: Statuses of rows that need nothing more (a dry run's included): every other row needs attention.
+_IMPORTED = ("created", "updated", "unchanged", "would create", "would update")
+
 #: The columns a results file must have to be read as ``upsert_patients`` results.
 _RESULT_NEEDS = ("status", "error")
 
@@ -112,20 +116,24 @@ class Sources:
         Raises:
             ValidationError: ``root`` is not an existing folder.
         """
+        if not isinstance(root, (str, os.PathLike)):
+            problem = f"Expected a folder path (str or Path), got {type(root).__name__}. The notebook passes '..'."
+            raise ValidationError("Sources.from_env", [FieldError("root", problem)])
         base = Path(root)
         if not base.is_dir():
             problem = f"No such folder: {str(root)!r}. Give the project folder (the notebook passes '..')."
             raise ValidationError("Sources.from_env", [FieldError("root", problem)])
-        log = os.environ.get(ENV_EVENT_LOG) or DEFAULT_EVENT_LOG
-        if not log.startswith(_POSTGRES_SCHEMES):
-            log = str((base / log).resolve())
-        results = (base / (os.environ.get(ENV_BULK_RESULTS) or DEFAULT_BULK_RESULTS)).resolve()
-        return cls(base_url=os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL, event_log=log, bulk_results=results)
+        log = os.environ.get(ENV_EVENT_LOG, "").strip() or DEFAULT_EVENT_LOG
+        # Any URL but PostgreSQL's stays as given: _open_log explains it, its password masked.
+        log = _postgres_spelled(log) if _is_url(log) else str((base / log).resolve())
+        results = (base / (os.environ.get(ENV_BULK_RESULTS, "").strip() or DEFAULT_BULK_RESULTS)).resolve()
+        base_url = os.environ.get(ENV_BASE_URL, "").strip() or DEFAULT_BASE_URL
+        return cls(base_url=base_url, event_log=log, bulk_results=results)
 
     @property
     def log_shown(self) -> str:
-        """The event log as it may be shown: a PostgreSQL URL without its password."""
-        if self.event_log.startswith(_POSTGRES_SCHEMES):
+        """The event log as it may be shown: a URL (PostgreSQL, or any other) without its password."""
+        if _is_url(self.event_log):
             from .eventlog.postgres import redacted_url
 
             return redacted_url(self.event_log)
@@ -153,6 +161,21 @@ class Sources:
 
     def __repr__(self) -> str:
         return f"Sources(base_url={self.base_url!r}, event_log={self.log_shown!r}, bulk_results={str(self.bulk_results)!r})"
+
+
+def _is_url(value: str) -> bool:
+    """A ``scheme://`` value (``postgresql://``, ``POSTGRES://``, ``postgresql+psycopg://``...), never a path."""
+    scheme, found, _ = value.partition("://")
+    return bool(found) and bool(scheme) and all(ch.isalnum() or ch in "+-." for ch in scheme)
+
+
+def _postgres_spelled(url: str) -> str:
+    """A PostgreSQL URL in the spelling the event log opens: ``POSTGRES://`` and SQLAlchemy's
+    ``postgresql+psycopg://`` mean the same server. Other URLs are returned unchanged."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower().partition("+")[0] in ("postgresql", "postgres"):
+        return f"postgresql://{rest}"
+    return url
 
 
 def _on_this_machine(url: str) -> bool:
@@ -228,6 +251,9 @@ class Dashboard:
     def bulk(self) -> BulkResults | Notice:
         """The latest bulk import's results, or a ``Notice`` saying how to produce them."""
         path = self.sources.bulk_results
+        if path.is_dir():
+            return Notice(f"The bulk results path {path} is a folder; point {ENV_BULK_RESULTS} at the CSV file notebook 05 "
+                          "saves (bulk_import_results.csv).")
         if not path.is_file():
             return Notice(f"Nothing yet: run notebook 05 (bulk import), which saves its results to {path}.")
         try:
@@ -238,6 +264,9 @@ class Dashboard:
 
 def _open_log(sources: Sources) -> EventLog | Notice:
     target = sources.event_log
+    if _is_url(target) and not target.startswith(_POSTGRES_SCHEMES):
+        return Notice(f"The webhook log {sources.log_shown} is neither a file nor a postgresql:// URL; set "
+                      f"{ENV_EVENT_LOG} to a SQLite file path or postgresql://user@host:5432/database.")
     if not target.startswith(_POSTGRES_SCHEMES) and not Path(target).is_file():
         return Notice(
             f"No webhook has been received yet (no log at {target}). `make dashboard` starts a receiver that "
@@ -288,6 +317,12 @@ class BulkResults:
     frame: pd.DataFrame
     source: Path | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.frame, pd.DataFrame) or "status" not in self.frame.columns:
+            got = type(self.frame).__name__ if not isinstance(self.frame, pd.DataFrame) else "a DataFrame without status"
+            problem = f"Expected bulk import results (load_bulk_results(path)), got {got}."
+            raise ValidationError("BulkResults", [FieldError("frame", problem)])
+
     @property
     def summary(self) -> pd.DataFrame:
         """Rows per status with their share (``nb.bulk.summary``)."""
@@ -295,11 +330,22 @@ class BulkResults:
 
     @property
     def attention(self) -> pd.DataFrame:
-        """The rows that were not imported, with their line in the CSV and their error."""
-        rows = self.frame[self.frame["status"].isin(["invalid", "failed"])]
+        """The rows that were not imported, with their line and their error.
+
+        Every row whose status says it was not imported: invalid, failed, and any status the
+        import does not write (empty, or edited by hand), so nothing is hidden. ``line`` is the
+        imported file's line when the results carry it (a frame from ``read_csv`` saved with its
+        index), else the row's line in the results CSV (1 is the header).
+        """
+        status = self.frame["status"].astype("string")
+        rows = self.frame[~status.isin(_IMPORTED).fillna(False).astype(bool)]
         shown = [name for name in (*_IDENTIFYING, "status", "http_status", "error") if name in rows.columns]
         table = rows[shown].copy()
-        table.insert(0, "line", rows.index + 2)  # the CSV's own line number: 1 is the header
+        if LINE_INDEX in rows.columns:
+            lines: Any = pd.to_numeric(rows[LINE_INDEX], errors="coerce").astype("Int64")
+        else:
+            lines = rows.index + 2
+        table.insert(0, "line", lines)
         return table.reset_index(drop=True)
 
     def __repr__(self) -> str:
@@ -325,9 +371,12 @@ class BulkResults:
 
     def _caption(self) -> str:
         rows = f"{len(self.frame)} row{'s' * (len(self.frame) != 1)}"
-        if self.source is None:
+        try:
+            saved = dt.datetime.fromtimestamp(self.source.stat().st_mtime, tz=dt.UTC) if self.source else None
+        except OSError:  # moved or deleted since it was read
+            saved = None
+        if self.source is None or saved is None:
             return f"{rows}."
-        saved = dt.datetime.fromtimestamp(self.source.stat().st_mtime, tz=dt.UTC)
         return f"{rows} from {self.source.name}, saved {saved:%Y-%m-%d %H:%M} UTC."
 
 

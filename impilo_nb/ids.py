@@ -439,15 +439,13 @@ def hash_csv(
 
     Raises:
         ValidationError: no such file, the destination is the source, an encoding or separator
-            that cannot be told, or no (or several) email or phone columns; each message names
-            the file and its columns and says what to pass.
+            that cannot be told, or no (or several) email or phone columns, a destination folder
+            that does not exist; each message names the file and its columns and says what to pass.
     """
-    source, destination = Path(source), Path(destination)
-    if not source.is_file():
-        raise ValidationError(str(source), [FieldError("source", f"No such file: {source}.")])
-    if source.resolve() == destination.resolve():
-        problem = f"{destination} is the input file itself; write to another file."
-        raise ValidationError(str(source), [FieldError("destination", problem)])
+    source, destination = _checked_paths(source, destination)
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ValidationError(str(source), [FieldError("chunk_rows", f"Rows per chunk must be a whole number of at least 1 "
+                                                                     f"(default {CSV_CHUNK_ROWS:,}), got {chunk_rows!r}.")])
     secret = _key_bytes(key)
     form = detect_format(source, sep=sep, encoding=encoding, caller=str(source))
     try:
@@ -459,10 +457,33 @@ def hash_csv(
     return _hash_file(source, destination, form, (email_col, phone_col), secret, chunk_rows=chunk_rows, progress=progress)
 
 
+def _checked_paths(source: Any, destination: Any) -> tuple[Path, Path]:
+    """The input and output paths, once the input is a file and the output can be written beside it."""
+    for name, value in (("source", source), ("destination", destination)):
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValidationError(name, [FieldError(name, f"Expected a file path (str or Path), got {type(value).__name__}.")])
+    source, destination = Path(source), Path(destination)
+    problem = None
+    if source.is_dir():
+        problem = FieldError("source", f"{source} is a folder, not a file; give the CSV file's path.")
+    elif not source.is_file():
+        problem = FieldError("source", f"No such file: {source} (the working folder is {Path.cwd()}).")
+    elif destination.is_dir():
+        problem = FieldError("destination", f"{destination} is a folder; give a file name, e.g. {destination / source.name}.")
+    elif not destination.parent.is_dir():
+        problem = FieldError("destination", f"{destination}: the folder {destination.parent} does not exist; create it "
+                                            f"first (mkdir -p {destination.parent}) or write elsewhere.")
+    elif source.resolve() == destination.resolve() or (destination.exists() and os.path.samefile(source, destination)):
+        problem = FieldError("destination", f"{destination} is the input file itself; write to another file.")
+    if problem is not None:
+        raise ValidationError(str(source), [problem])
+    return source, destination
+
+
 def _read_chunks(source: Path | BinaryIO, form: CsvFormat, **options: Any) -> Any:
     """``pd.read_csv`` over a file in its format, every cell as text (one frame, or chunks with ``chunksize``)."""
     return pd.read_csv(source, sep=form.sep, quotechar=form.quotechar, encoding=form.encoding, dtype=str,
-                       keep_default_na=False, na_values=[""], **options)
+                       keep_default_na=False, na_values=[""], skiprows=form.skiprows, **options)
 
 
 def _hash_file(
@@ -475,25 +496,44 @@ def _hash_file(
     email_col, phone_col = columns
     started = time.perf_counter()
     rows = missing = 0
-    with (
-        open(source, "rb") as raw,
-        open(destination, "w", encoding=form.encoding, newline="") as out,
-        tqdm(total=source.stat().st_size, unit="B", unit_scale=True, desc="hashing", disable=not progress) as bar,
-    ):
-        for number, chunk in enumerate(_checked_chunks(_read_chunks(raw, form, chunksize=chunk_rows), source, form)):
-            ids = pd.Series(_hash_chunk(chunk[email_col], chunk[phone_col], secret), index=chunk.index, dtype="string")
-            chunk[ID_COLUMN] = ids
-            chunk.to_csv(out, sep=form.sep, header=number == 0, index=False)
-            rows += len(chunk)
-            missing += int(ids.isna().sum())
-            bar.update(raw.tell() - bar.n)
+    try:
+        out = open(destination, "w", encoding=form.encoding, newline="")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise ValidationError(str(source), [FieldError("destination", f"{destination} cannot be written "
+                                                                      f"({exc.strerror}); write elsewhere.")]) from None
+    try:
+        with (
+            open(source, "rb") as raw,
+            out,
+            tqdm(total=source.stat().st_size, unit="B", unit_scale=True, desc="hashing", disable=not progress) as bar,
+        ):
+            for number, chunk in enumerate(_checked_chunks(_read_chunks(raw, form, chunksize=chunk_rows), source, form)):
+                ids = pd.Series(_hash_chunk(chunk[email_col], chunk[phone_col], secret), index=chunk.index, dtype="string")
+                chunk[ID_COLUMN] = ids
+                chunk.to_csv(out, sep=form.sep, header=number == 0, index=False)
+                rows += len(chunk)
+                missing += int(ids.isna().sum())
+                bar.update(raw.tell() - bar.n)
+    except ValidationError:
+        destination.unlink(missing_ok=True)  # a half-written copy would pass for a complete one
+        raise
     return HashSummary(rows, missing, time.perf_counter() - started)
 
 
 def _checked_chunks(chunks: Iterator[pd.DataFrame], source: Path, form: CsvFormat) -> Iterator[pd.DataFrame]:
-    """The chunks, with a row the separator does not split evenly reported as the file's fault."""
+    """The chunks, with a row the separator does not split evenly reported as the file's fault.
+
+    pandas takes a first row with one cell more than the header names for a file whose first
+    column is an index, and would shift every cell one column left (the email read from the
+    phone's cell): such chunks come with an index of their own instead of row numbers.
+    """
     try:
-        yield from chunks
+        for chunk in chunks:
+            if not isinstance(chunk.index, pd.RangeIndex):
+                raise pd.errors.ParserError(f"the rows have more cells than the header's {len(chunk.columns)} names")
+            yield chunk
     except pd.errors.ParserError as exc:
-        message = f"{source}: rows do not split evenly on {form.sep!r} ({exc}); a cell holding the separator must be quoted."
+        reason = " ".join(str(exc).split())
+        message = (f"{source}: rows do not split evenly on {form.sep!r} ({reason}); a cell holding the separator must be "
+                   "quoted, or pass the right separator (--sep).")
         raise ValidationError(str(source), [FieldError("source", message)]) from None

@@ -425,3 +425,13 @@ def test_a_dry_run_of_a_file_whose_rows_are_all_invalid_is_summarised_as_a_dry_r
     table = summary(plan)
     assert table.attrs["dry_run"] is True and list(table.index[:2]) == ["would create", "would update"]
     assert table.loc["invalid", "percent"] == 100.0 and writes(sandbox) == 0
+
+
+def test_summary_refuses_what_is_not_results_and_counts_rows_without_a_status():
+    with pytest.raises(nb.ValidationError, match="results: .*status column.*got list"):
+        nb.bulk.summary([1])  # type: ignore[arg-type]
+    with pytest.raises(nb.ValidationError, match="without a status column"):
+        nb.bulk.summary(pd.DataFrame({"x": [1]}))
+    table = nb.bulk.summary(pd.DataFrame({"status": ["created", None, float("nan")]}))
+    assert table.loc[nb.bulk.NO_STATUS, "rows"] == 2 and table["rows"].sum() == 3
+    assert table["percent"].sum() == pytest.approx(100.0)

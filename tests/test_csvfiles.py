@@ -193,3 +193,54 @@ def test_no_warning_for_a_utf8_file():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_csv(SAMPLE)
+
+
+# --- Hostile and careless files (attack on issue 15) -----------------------------------------
+
+
+def test_excels_sep_line_is_obeyed_and_skipped_and_lines_still_count_it(tmp_path):
+    source = write(tmp_path / "excel.csv", "\ufeffsep=;\r\nFirst Name;Surname\r\nAna;Rivera, Jr\r\n")
+    frame = read_csv(source)
+    assert list(frame.columns) == ["First Name", "Surname"] and frame.attrs["sep"] == ";"
+    assert frame.index.tolist() == [3] and frame.loc[3, "Surname"] == "Rivera, Jr"
+
+
+def test_a_title_above_the_header_is_named_as_such(tmp_path):
+    source = write(tmp_path / "title.csv", "Patients export 2024\nfirstName,lastName\nAna,Rivera\n")
+    with pytest.raises(nb.ValidationError, match=r"line 1 holds one cell \('Patients export 2024'\).*title above the header"):
+        read_csv(source)
+
+
+def test_a_header_naming_a_column_twice_warns_that_the_copy_is_renamed(tmp_path):
+    source = write(tmp_path / "dup.csv", "Phone,Phone,firstName\n555 0100,555 0101,Ana\n")
+    with pytest.warns(UserWarning, match=r"names 'Phone' 2 times; the copies are read as 'Phone.1'"):
+        frame = read_csv(source)
+    assert frame.loc[2, "Phone.1"] == "555 0101"
+
+
+@pytest.mark.parametrize("encoding", ["rot13", "base64", "hex"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused_with_a_message(tmp_path, encoding):
+    source = write(tmp_path / "p.csv", "a,b\n1,2\n")
+    with pytest.raises(nb.ValidationError, match="encoding.*try 'utf-8'"):
+        read_csv(source, encoding=encoding)
+    with pytest.raises(nb.ValidationError, match="encoding.*try 'utf-8'"):
+        _csvfiles.detect_format(source, encoding=encoding)
+
+
+def test_a_folder_is_named_a_folder_not_a_missing_file(tmp_path):
+    with pytest.raises(nb.ValidationError, match="is a folder, not a file"):
+        read_csv(tmp_path)
+
+
+def test_deleting_an_ignored_column_keeps_it_ignored_and_an_unknown_one_is_named(tmp_path):
+    mapping = suggest_columns(pd.DataFrame({"First Name": ["Ana"], "Notes": ["x"]}))
+    del mapping["Notes"]  # already ignored: no bare KeyError
+    assert mapping.ignored == ["Notes"]
+    with pytest.raises(nb.ValidationError, match="Nope: No such column; the columns are: First Name, Notes"):
+        del mapping["Nope"]
+
+
+def test_a_frame_with_a_repeated_column_name_is_refused_with_names_to_use():
+    frame = pd.DataFrame([["1", "2", "Ana"]], columns=["Phone", "Phone", "firstName"])
+    with pytest.raises(nb.ValidationError, match=r"Phone: .*more than once.*\['Phone', 'Phone 2', 'firstName'\]"):
+        suggest_columns(frame)

@@ -142,3 +142,75 @@ def test_ensure_webhooks_says_what_is_wrong(api):
         d.ensure_webhooks("client", "not a url", types=["patient.deleted"])  # type: ignore[arg-type]
     assert {problem.field for problem in caught.value.field_errors} == {"client", "url", "types"}
     assert list(api.webhooks.list()) == []
+
+
+# -- hostile and careless input (attack on issue 15) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["POSTGRESQL://analyst:hunter22@db.example.org/webhooks", "postgresql+psycopg://analyst:hunter22@db.example.org/webhooks"],
+)
+def test_a_postgres_url_in_any_spelling_never_shows_its_password(tmp_path, monkeypatch, url):
+    monkeypatch.setenv(d.ENV_EVENT_LOG, url)
+    sources = d.Sources.from_env(root=tmp_path)
+    assert sources.event_log.startswith("postgresql://")  # not taken for a path under root
+    shown = repr(sources) + sources._repr_html_() + d.Dashboard(sources).bulk().text
+    assert "hunter22" not in shown and "db.example.org/webhooks" in shown
+
+
+def test_another_url_for_the_log_is_explained_without_its_password(tmp_path, monkeypatch):
+    monkeypatch.setenv(d.ENV_EVENT_LOG, "mysql://analyst:hunter22@db.example.org/webhooks")
+    sources = d.Sources.from_env(root=tmp_path)
+    notice = d.Dashboard(sources).log()
+    assert isinstance(notice, d.Notice) and "postgresql://" in notice.text and d.ENV_EVENT_LOG in notice.text
+    assert "hunter22" not in notice.text + repr(sources) + sources._repr_html_()
+
+
+@pytest.mark.parametrize("root", [None, 3])
+def test_sources_refuse_a_root_that_is_not_a_path(root):
+    with pytest.raises(ValidationError, match="root: Expected a folder path"):
+        d.Sources.from_env(root=root)  # type: ignore[arg-type]
+
+
+def test_blank_settings_fall_back_to_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv(d.ENV_EVENT_LOG, "  ")
+    monkeypatch.setenv(d.ENV_BULK_RESULTS, "")
+    sources = d.Sources.from_env(root=tmp_path)
+    assert sources.event_log == str(tmp_path.resolve() / ".sandbox" / "events.db")
+    assert sources.bulk_results == tmp_path.resolve() / "notebooks" / "bulk_import_results.csv"
+
+
+def test_attention_shows_the_imported_files_line_when_the_results_carry_it(tmp_path):
+    # notebook 05 saves results.to_csv(path): read_csv's index becomes a "line" column; a note over
+    # three lines put the second row on line 5 of the imported file, not line 3.
+    path = tmp_path / "results.csv"
+    path.write_text("line,firstName,status,error\n2,Ana,created,\n5,Ben,invalid,lastName: required\n")
+    assert d.BulkResults(d.load_bulk_results(path)).attention["line"].tolist() == [5]
+
+
+def test_attention_lists_rows_whose_status_is_empty_or_unknown(tmp_path):
+    path = results_csv(tmp_path / "results.csv", [
+        {"firstName": "Ana", "status": "created", "error": None},
+        {"firstName": "Ben", "status": None, "error": None},
+        {"firstName": "Cleo", "status": "FAILED", "error": "edited by hand"},
+        {"firstName": "Dan", "status": "would update", "error": None},
+    ])
+    shown = d.BulkResults(d.load_bulk_results(path), source=path)
+    assert shown.attention["firstName"].tolist() == ["Ben", "Cleo"]
+    assert shown.summary["rows"].sum() == 4
+
+
+def test_bulk_results_survive_their_file_being_removed_and_refuse_a_non_frame(tmp_path):
+    path = results_csv(tmp_path / "results.csv", ROWS)
+    shown = d.BulkResults(d.load_bulk_results(path), source=path)
+    path.unlink()
+    assert "3 rows." in shown._repr_html_()
+    with pytest.raises(ValidationError, match="frame: Expected bulk import results"):
+        d.BulkResults([1])  # type: ignore[arg-type]
+
+
+def test_a_results_path_that_is_a_folder_says_so(tmp_path):
+    page = d.Dashboard(d.Sources(base_url=d.DEFAULT_BASE_URL, event_log="", bulk_results=tmp_path))
+    notice = page.bulk()
+    assert isinstance(notice, d.Notice) and "is a folder" in notice.text and d.ENV_BULK_RESULTS in notice.text

@@ -424,3 +424,60 @@ def test_hash_csv_an_explicit_phone_column_wins_over_two_candidates(tmp_path):
     source.write_text("email;Phone;Mobile\na@b.org;555 0100;555 0199\n")
     hash_csv(source, out, phone_col="Mobile", progress=False)
     assert nb.bulk.read_csv(out).loc[2, "externalIdentifier"] == nb.external_id("a@b.org", "555 0199")
+
+
+# --- Hostile and careless input to hash_csv (attack on issue 15) ----------------------------
+
+
+def test_hash_csv_refuses_rows_one_cell_wider_instead_of_shifting_every_cell(tmp_path):
+    # pandas would take the first column for an index: the email read from the phone's cell.
+    source = tmp_path / "wide.csv"
+    source.write_text("email,phone\nana@example.org,555 0100,extra\n")
+    out = tmp_path / "out.csv"
+    with pytest.raises(ValidationError, match="more cells than the header's 2 names"):
+        hash_csv(source, out, progress=False)
+    assert not out.exists()  # no half-written copy left behind
+
+
+@pytest.mark.parametrize(
+    ("destination", "words"),
+    [("missing/out.csv", "does not exist; create it first"), (".", "is a folder; give a file name")],
+)
+def test_hash_csv_says_where_it_cannot_write_before_reading(tmp_path, destination, words):
+    source = tmp_path / "in.csv"
+    source.write_text("email,phone\nana@example.org,5550100\n")
+    with pytest.raises(ValidationError, match=words):
+        hash_csv(source, tmp_path / destination, progress=False)
+
+
+@pytest.mark.parametrize("chunk_rows", [0, -5, True, 2.5])
+def test_hash_csv_refuses_a_chunk_size_that_is_not_a_positive_whole_number(tmp_path, chunk_rows):
+    source = tmp_path / "in.csv"
+    source.write_text("email,phone\nana@example.org,5550100\n")
+    with pytest.raises(ValidationError, match="chunk_rows: Rows per chunk must be a whole number"):
+        hash_csv(source, tmp_path / "out.csv", chunk_rows=chunk_rows, progress=False)
+
+
+def test_hash_csv_refuses_an_encoding_the_file_is_not_in_naming_the_line(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_bytes("email,phone\nJosé@example.org,5550100\n".encode("cp1252"))
+    for encoding in ("utf-8", "utf-16"):
+        with pytest.raises(ValidationError, match=f"line \\d is not {encoding}"):
+            hash_csv(source, tmp_path / "out.csv", encoding=encoding, progress=False)
+
+
+def test_hash_csv_obeys_and_skips_excels_sep_line(tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text("sep=;\nE-mail;Mobile\nana@example.org;555 0100\n")
+    assert hash_csv(source, out, progress=False).rows == 1
+    expected = external_id("ana@example.org", "555 0100")
+    assert out.read_text().splitlines() == ["E-mail;Mobile;externalIdentifier", f"ana@example.org;555 0100;{expected}"]
+
+
+def test_hash_csv_sees_a_hard_link_to_the_input_as_the_input(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("email,phone\nana@example.org,5550100\n")
+    (tmp_path / "link.csv").hardlink_to(source)
+    with pytest.raises(ValidationError, match="is the input file itself"):
+        hash_csv(source, tmp_path / "link.csv", progress=False)
+    assert source.read_text() == "email,phone\nana@example.org,5550100\n"

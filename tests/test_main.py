@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 import requests
 
 import impilo_nb as nb
@@ -60,3 +61,21 @@ def test_hash_command_takes_the_separator_as_a_flag(tmp_path, capsys):
     assert main(["hash", "--in", str(source), "--out", str(out), "--quiet", "--sep", ";"]) == 0
     header, first = out.read_text().splitlines()[:2]
     assert header == "email;phone;ext;externalIdentifier" and first == f"a@b.org;555;1,2;{nb.external_id('a@b.org', '555')}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--out", "{tmp}/missing/out.csv"], "does not exist; create it first"),
+        (["--out", "{tmp}"], "is a folder"),
+        (["--out", "{tmp}/out.csv", "--chunk-rows", "0"], "Rows per chunk"),
+        (["--out", "{tmp}/out.csv", "--encoding", "rot13"], "unknown encoding 'rot13'"),
+    ],
+)
+def test_hash_command_reports_bad_flags_in_one_line_not_a_traceback(tmp_path, capsys, extra, words):
+    source = tmp_path / "in.csv"
+    source.write_text("email,phone\nana@example.org,5550100\n")
+    argv = ["hash", "--quiet", "--in", str(source), *(arg.replace("{tmp}", str(tmp_path)) for arg in extra)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and "Traceback" not in err
