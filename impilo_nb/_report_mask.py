@@ -44,6 +44,14 @@ PERSONAL_FIELDS = frozenset({*_PERSONAL, *_PERSONAL.values(), "name", "full_name
 #: What a masked value is replaced with.
 MASK = "•••"
 
+#: The class of an element whose text is personal data (a widget's "Loaded patient 7: Ana
+#: Rivera."): masked whole, since no pattern recognises a name in a sentence.
+PERSONAL_CLASS = "impilo-personal"
+
+# A label compared without case, spaces or punctuation: "First name", "first_name" and
+# "firstName" are one field (the log view heads its columns "first name", "email").
+_PERSONAL_KEYS = frozenset(re.sub(r"[^0-9a-z]", "", name.lower()) for name in PERSONAL_FIELDS)
+
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
 # Phone-like: an optional +, then digits with the usual separators, at least 7 digits in all.
 _PHONE = re.compile(r"(?<![\w.])\+?\(?\d[\d ()./-]{5,}\d(?![\w.])")
@@ -62,12 +70,18 @@ _QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*(?:'|$)")
 
 
 def mask_personal_data(notebook: Any) -> Any:
-    """A copy of an executed notebook with personal data masked in every output."""
+    """A copy of an executed notebook with personal data masked in every output (errors
+    included), and emails and phone numbers masked in the cells' own text, prose and code."""
     notebook = copy.deepcopy(notebook)
     for cell in notebook.cells:
+        # The author's prose and code may quote a patient too (a page showing code shows them).
+        cell["source"] = mask_text(_joined(cell.get("source", "")))
         for output in cell.get("outputs", []):
             if "text" in output:
                 output["text"] = mask_text(_joined(output["text"]))
+            if output.get("output_type") == "error":  # a cell tagged raises-exception: its message and traceback
+                output["evalue"] = mask_text(str(output.get("evalue", "")))
+                output["traceback"] = [mask_text(str(line)) for line in output.get("traceback", [])]
             data = output.get("data", {})
             for mime in list(data):
                 value = _joined(data[mime])
@@ -83,8 +97,9 @@ def mask_frame(frame: Any) -> Any:
     values quoted in messages about personal fields) masked in every other text cell.
 
     A column is personal when its label, or the last dotted part of it (``address.lineOne``),
-    is in ``PERSONAL_FIELDS``; the index too, by its name. Missing values stay missing, so a
-    reader still sees which rows had no email.
+    is in ``PERSONAL_FIELDS`` (case, spaces and underscores aside); the index too, by its
+    name; and so is a row labelled with a personal field (a record shown transposed, ``df.T``).
+    Missing values stay missing, so a reader still sees which rows had no email.
 
     Raises:
         ValidationError: ``frame`` is not a pandas DataFrame.
@@ -93,19 +108,40 @@ def mask_frame(frame: Any) -> Any:
 
     if not isinstance(frame, pd.DataFrame):
         raise ValidationError("mask_frame", [FieldError("frame", f"Expected a pandas DataFrame, got {type(frame).__name__}.")])
-    masked = _masked_columns(frame)
+    masked = _masked_labelled_rows(_masked_columns(frame), frame.index)
     masked.index = _masked_rows(frame.index)
     masked.columns = _masked_labels(frame.columns)  # a header may itself be an email
     return masked
 
 
+def mask_series(series: Any) -> Any:
+    """A copy of a Series masked as ``mask_frame`` masks a one-column frame: all of it when
+    its name is a personal field (``df["email"]``), its labels when the index's name is one
+    (``df["firstName"].value_counts()``), a value when its label is one (``df.iloc[0]``, a record).
+
+    Raises:
+        ValidationError: ``series`` is not a pandas Series.
+    """
+    import pandas as pd
+
+    if not isinstance(series, pd.Series):
+        raise ValidationError("mask_series", [FieldError("series", f"Expected a pandas Series, got {type(series).__name__}.")])
+    shown = mask_frame(series.to_frame())  # a nameless Series becomes column 0, never personal
+    masked = shown.iloc[:, 0]
+    masked.name = None if series.name is None else shown.columns[0]
+    return masked
+
+
 def mask_html(html: str) -> str:
-    """Mask personal columns of every table (by header), personal rows of two-column tables
-    (a ``<th>`` label then its value), then emails and phone numbers anywhere in the text."""
+    """Mask elements marked ``PERSONAL_CLASS``, personal columns of every table (by header),
+    rows headed by a personal field (a ``<th>`` label then its values), then emails and phone
+    numbers anywhere in the text."""
     require("reports", "bs4")
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
+    for marked in soup.select(f".{PERSONAL_CLASS}"):
+        marked.string = MASK
     for table in soup.find_all("table"):
         _mask_table(table)
     for node in soup.find_all(string=True):
@@ -131,21 +167,36 @@ def mask_text(text: str) -> str:
 
 
 def _mask_table(table: Any) -> None:
+    """Mask the columns a header row labels personal (any header row: pandas puts a named
+    index's name on a row of its own), then every row whose first cell is a ``<th>`` naming a
+    personal field (a key/value table like a Patient's, a transposed frame)."""
     rows = table.find_all("tr")
     header_rows = [r for r in rows if r.find("th") and not r.find("td")]
-    if header_rows:
-        labels = [cell.get_text() for cell in header_rows[-1].find_all(["th", "td"])]
-        columns = {i for i, label in enumerate(labels) if _personal(label)}
-        for row in rows:
-            if row in header_rows:
-                continue
-            for i, cell in enumerate(row.find_all(["th", "td"])):
-                if i in columns and cell.get_text(strip=True):
-                    cell.string = MASK
-    for row in rows:  # key/value tables, like a Patient's
+    width = max((len(_spread(row)) for row in header_rows), default=0)
+    columns = {i for row in header_rows for i, label in enumerate(_spread(row)) if _personal(label)}
+    for row in rows:
+        if row in header_rows:
+            continue
         cells = row.find_all(["th", "td"])
-        if len(cells) == 2 and cells[0].name == "th" and _personal(cells[0].get_text()):
-            cells[1].string = MASK
+        # Index cells that span rows (a MultiIndex) leave later rows short at the front: count from the end.
+        start = width - len(cells) if len(cells) < width else 0
+        for i, cell in enumerate(cells):
+            if start + i in columns and cell.get_text(strip=True):
+                cell.string = MASK
+        if len(cells) > 1 and cells[0].name == "th" and _personal(cells[0].get_text()):
+            for cell in cells[1:]:
+                if cell.get_text(strip=True):
+                    cell.string = MASK
+
+
+def _spread(row: Any) -> list[str]:
+    """A header row's labels, one per column it covers (a ``colspan`` label covers several)."""
+    labels = []
+    for cell in row.find_all(["th", "td"]):
+        span = cell.get("colspan")
+        count = int(span) if isinstance(span, str) and span.isdigit() else 1
+        labels += [cell.get_text()] * max(1, min(count, 1000))
+    return labels
 
 
 def _masked_columns(frame: Any) -> Any:
@@ -158,6 +209,19 @@ def _masked_columns(frame: Any) -> Any:
             masked.isetitem(position, column.where(column.isna() | (column.astype(str) == ""), MASK))
         elif column.dtype == object or isinstance(column.dtype, pd.StringDtype):
             masked.isetitem(position, column.map(_masked_cell))
+    return masked
+
+
+def _masked_labelled_rows(masked: Any, index: Any) -> Any:
+    """``masked`` with the values of rows labelled with a personal field masked (``df.T``)."""
+    rows = [position for position, label in enumerate(index) if _personal(_label_text(label))]
+    if not rows:
+        return masked
+    masked = masked.astype(object)  # a masked number becomes text
+    for position in rows:
+        values = masked.iloc[position]
+        keep = values.isna().to_numpy() | (values.astype(str) == "").to_numpy()
+        masked.iloc[position] = values.where(keep, MASK)
     return masked
 
 
@@ -191,7 +255,7 @@ def _label_text(label: Any) -> str:
 
 
 def _personal(header: str) -> bool:
-    return header.strip().split(".")[-1] in PERSONAL_FIELDS
+    return re.sub(r"[^0-9a-z]", "", header.split(".")[-1].lower()) in _PERSONAL_KEYS
 
 
 def _joined(value: Any) -> Any:
@@ -201,8 +265,8 @@ def _joined(value: Any) -> Any:
 
 def _mask_field_messages(text: str) -> str:
     def one(match: re.Match[str]) -> str:
-        if not _personal(match.group(1)):
-            return match.group(0)
+        if not _personal(match.group(1)):  # "ValidationError: email: ...": the field may come next
+            return f"{match.group(1)}: {_mask_field_messages(match.group(2))}"
         return f"{match.group(1)}: {_QUOTED.sub(repr(MASK), match.group(2))}"
 
     return _FIELD_MESSAGE.sub(one, text)

@@ -48,7 +48,8 @@ def render_for_report(shell: Any = None, *, mask: bool = False) -> None:
     which the exporter keeps when it drops the live view. JupyterLab still shows the live
     widget. DataFrames are rendered complete: no text cell cut with "...", up to
     ``REPORT_MAX_ROWS`` rows. With ``mask=True`` every DataFrame is masked (``mask_frame``)
-    before it is rendered, as HTML and as text, so personal data never reaches its outputs.
+    before it is rendered, as HTML and as text, and every Series (``mask_series``), so
+    personal data never reaches their outputs.
     ``build_report`` calls this first in every notebook it runs; call it yourself before
     displaying anything if you export an executed notebook some other way.
 
@@ -82,8 +83,11 @@ def render_for_report(shell: Any = None, *, mask: bool = False) -> None:
     formatters["text/html"].for_type(pd.DataFrame, lambda frame: _frame_html(frame, mask=mask))
     if mask:
         formatters["text/plain"].for_type(pd.DataFrame, _masked_frame_text)
+        # A Series has only text: a column (df["firstName"]), a record (df.iloc[0]), value counts.
+        formatters["text/plain"].for_type(pd.Series, _masked_series_text)
     else:
         formatters["text/plain"].type_printers.pop(pd.DataFrame, None)
+        formatters["text/plain"].type_printers.pop(pd.Series, None)
 
 
 def _snapshot_html(widget: Any) -> str:
@@ -106,3 +110,10 @@ def _masked_frame_text(frame: Any, printer: Any, cycle: bool) -> None:
     from ._report_mask import mask_frame
 
     printer.text(repr(mask_frame(frame)))
+
+
+def _masked_series_text(series: Any, printer: Any, cycle: bool) -> None:
+    """As ``_masked_frame_text``, for a Series (``mask_series``)."""
+    from ._report_mask import mask_series
+
+    printer.text(repr(mask_series(series)))

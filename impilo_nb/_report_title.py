@@ -9,15 +9,19 @@ URL, which ``build_report`` has already refused if it carried a user or password
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ._report_mask import mask_text
+from ._report_mask import MASK, _personal, mask_text
 
 #: What the server line says when the report ran against the in-process sandbox.
 EMBEDDED_SANDBOX = "embedded sandbox"
+#: Parts of a parameter's name that say its value is a credential (``webhook_secret``); "key"
+#: only as ``api_key`` or alone (a ``sort_key`` is not one).
+SECRET_WORDS = frozenset({"secret", "password", "passwd", "token", "credential", "credentials"})
 #: The class of the block, for the page's style and for tests.
 TITLE_CLASS = "impilo-report-title"
 
@@ -60,14 +64,43 @@ class TitleBlock:
         ]
 
 
+def secret_name(name: str) -> bool:
+    """Whether a parameter's name says it holds a credential: a part of it (split at ``_``,
+    ``-`` and case changes) is in ``SECRET_WORDS``, it says ``apikey``, or it is ``key``."""
+    parts = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    return any(part in SECRET_WORDS for part in parts) or "apikey" in "".join(parts) or parts == ["key"]
+
+
 def _parameters_html(parameters: Mapping[str, Any], *, masked: bool) -> str:
     if not parameters:
         return "none (the notebook's own defaults)"
 
-    def shown(value: Any) -> str:  # a parameter may be an email or a phone number
-        return html.escape(mask_text(repr(value)) if masked else repr(value))
+    def shown(name: str, value: Any) -> str:  # a parameter may be an email or a phone number
+        return html.escape(mask_text(repr(_masked_value(name, value))) if masked else repr(_hidden_secrets(name, value)))
 
-    return "<br>".join(f"<code>{html.escape(name)} = {shown(value)}</code>" for name, value in parameters.items())
+    return "<br>".join(f"<code>{html.escape(name)} = {shown(name, value)}</code>" for name, value in parameters.items())
+
+
+def _masked_value(name: Any, value: Any) -> Any:
+    """``value`` with whatever a personal or secret name labels masked, in nested mappings and lists too."""
+    if isinstance(name, str) and (_personal(name) or secret_name(name)):
+        return MASK
+    if isinstance(value, Mapping):
+        return {key: _masked_value(key, item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked_value(name, item) for item in value]
+    return value
+
+
+def _hidden_secrets(name: Any, value: Any) -> Any:
+    """``value`` with whatever a secret's name labels masked (an unmasked page still shows no credential)."""
+    if isinstance(name, str) and secret_name(name):
+        return MASK
+    if isinstance(value, Mapping):
+        return {key: _hidden_secrets(key, item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_hidden_secrets(name, item) for item in value]
+    return value
 
 
 def _contents(*, masked: bool, code_shown: bool) -> str:

@@ -65,10 +65,10 @@ from typing import Any
 
 from ._extras import require
 from ._report_html import external_loads, to_offline_html
-from ._report_mask import PERSONAL_FIELDS, mask_frame, mask_html, mask_personal_data, mask_text
+from ._report_mask import PERSONAL_FIELDS, mask_frame, mask_html, mask_personal_data, mask_series, mask_text
 from ._report_rendering import render_for_report
 from ._report_run import execute
-from ._report_title import TitleBlock
+from ._report_title import TitleBlock, secret_name
 from ._version import __version__
 from .client import _check_base_url
 from .errors import FieldError, ReportError, ValidationError
@@ -85,6 +85,7 @@ __all__ = [
     "mask_frame",
     "mask_html",
     "mask_personal_data",
+    "mask_series",
     "mask_text",
     "render_for_report",
     "to_offline_html",
@@ -129,8 +130,9 @@ def build_report(
     Raises:
         ConfigurationError: the ``[reports]`` extra (papermill, nbconvert, ipykernel...) is not
             installed, or ``base_url`` is not a plain http(s) address.
-        ValidationError: ``notebook`` is not a notebook file, an option has the wrong type, or
-            ``share=True`` is contradicted by ``hide_code=False`` or ``mask=False``.
+        ValidationError: ``notebook`` is not a notebook file, an option has the wrong type,
+            ``share=True`` is contradicted by ``hide_code=False`` or ``mask=False``, or a
+            parameter's name says it holds a key or secret (``api_key``, ``webhook_secret``...).
         ReportError: the notebook failed to run, or its page would load from the network.
     """
     require("reports")
@@ -201,6 +203,14 @@ def _checked_parameters(parameters: Any) -> dict[str, Any]:
             raise _refused("parameters", f"{name!r} is not a Python name; the notebook's parameters cell assigns variables.")
     if "base_url" in parameters:
         raise _refused("parameters", "base_url is not a parameter here: pass build_report(base_url=...).")
+    secret = next((name for name in parameters if secret_name(name)), None)
+    if secret is not None:  # the name only: the value is the secret
+        raise _refused(
+            "parameters",
+            f"{secret!r} looks like a key or secret, and parameters are written into the report (its title block, "
+            "and its parameters cell when code is shown). Let the notebook read it from the environment "
+            "(the API key comes from IMPILO_API_KEY).",
+        )
     return dict(parameters)
 
 

@@ -139,6 +139,17 @@ def test_the_report_snapshot_is_complete_and_static(event_log):
     assert "NaN" not in snapshot and "None" not in snapshot
 
 
+def test_a_shared_report_masks_the_names_in_the_snapshot(event_log):
+    from impilo_nb.reports import mask_html
+
+    deliver(event_log, 1, firstName="Anastasia", lastName="Ngubane", email="ana@example.org", dateOfBirth="1975-04-02")
+    view = WebhookLogView(event_log, live=False, columns=[*DEFAULT_COLUMNS, "payload.dateOfBirth"])
+    shared = mask_html(view.snapshot_html())  # the page's net; the headers read "first name", "last name"
+    for personal in ("Anastasia", "Ngubane", "ana@example.org", "1975-04-02"):
+        assert personal not in shared
+    assert "patient.created" in shared and "<th>first name</th>" in shared
+
+
 @pytest.mark.parametrize("columns", [[], "received_at", ["type", 3], None])
 def test_log_view_refuses_unusable_columns_and_says_what_it_takes(event_log, columns):
     with pytest.raises(nb.ConfigurationError, match=r"columns=\.\.\.\)"):

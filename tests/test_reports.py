@@ -42,6 +42,7 @@ def small_notebook(tmp_path: Path, *cells: str) -> Path:
         ("contact ana.rivera@example.org today", "contact ••• today"),
         ("call +1 (429) 555-9847 now", "call ••• now"),
         ("email: Not an email address: 'x@'.", "email: Not an email address: '•••'."),
+        ("ValidationError: email: Not an email address: 'x@'.", "ValidationError: email: Not an email address: '•••'."),
         ("email: Not an email address: 'two@@example.org...", "email: Not an email address: '•••'"),
         ("Patient(first_name='Ana', date_of_birth=datetime.date(1975, 4, 2))", "Patient(first_name='•••', date_of_birth='•••')"),
         ("488 created, 2,000 rows, patient 1234567, event 576384731234567890", None),
@@ -338,3 +339,85 @@ def test_report_command_line_share(tmp_path):
     html = (tmp_path / "r" / "small.html").read_text()
     assert "42" in html and "secret_sauce" not in html and "personal data masked" in html
     assert "without encryption" not in done.stderr
+
+
+# -- attacks on a shared page (issue 15) ------------------------------------------------------
+
+PATIENTS = pd.DataFrame(
+    {"id": [1, 2], "firstName": ["Anastasia", "Bartholomew"], "dateOfBirth": ["1975-04-02", "1980-01-03"], "status": ["ok", "ok"]}
+)
+
+
+def test_mask_html_reads_every_header_row_and_rows_headed_by_a_personal_field():
+    # display(HTML(df.set_index("id").to_html())): pandas puts the index name on a second header row.
+    by_id = mask_html(PATIENTS.set_index("id").to_html())
+    assert "Anastasia" not in by_id and "1975-04-02" not in by_id and "<td>ok</td>" in by_id
+    # A record shown transposed: a row headed by a personal field, whatever its number of cells.
+    transposed = mask_html(PATIENTS.T.to_html())
+    assert "Bartholomew" not in transposed and "1980-01-03" not in transposed and "<td>ok</td>" in transposed
+    # Headers written as words, as the log view's snapshot heads its columns.
+    words = mask_html("<table><thead><tr><th>first name</th><th>Date of birth</th><th>type</th></tr></thead>"
+                      "<tbody><tr><td>Ana</td><td>1975-04-02</td><td>patient.created</td></tr></tbody></table>")
+    assert "Ana" not in words and "1975-04-02" not in words and "patient.created" in words
+
+
+def test_a_masked_report_masks_series_a_record_a_column_and_value_counts():
+    from IPython.core.formatters import DisplayFormatter
+
+    from impilo_nb.reports import mask_series
+
+    shell = SimpleNamespace(display_formatter=DisplayFormatter())
+    render_for_report(shell, mask=True)
+    for series in (PATIENTS.iloc[0], PATIENTS["firstName"], PATIENTS["firstName"].value_counts(), PATIENTS.T[0]):
+        text = displayed(shell, series)["text/plain"]
+        assert "Anastasia" not in text and "1975-04-02" not in text, text
+    assert displayed(shell, PATIENTS["status"])["text/plain"] == repr(PATIENTS["status"])  # not personal: as is
+    assert mask_series(PATIENTS["id"]).tolist() == [1, 2]
+    render_for_report(shell)
+    assert "Anastasia" in displayed(shell, PATIENTS.iloc[0])["text/plain"]
+    with pytest.raises(ValidationError):
+        mask_series(PATIENTS)
+
+
+def test_mask_personal_data_masks_error_outputs_prose_and_code():
+    from impilo_nb.reports import mask_personal_data
+
+    notebook = nbformat.v4.new_notebook()
+    prose = nbformat.v4.new_markdown_cell("Ana wrote from ana.rivera@example.org, +1 (429) 555-9847.")
+    code = nbformat.v4.new_code_cell("client.patients.create({'email': 'ana.rivera@example.org'})")
+    code.outputs = [
+        nbformat.v4.new_output(
+            "error",
+            ename="ValidationError",
+            evalue="email: Not an email address: 'ana.rivera@@example.org'.",
+            traceback=["\x1b[0;31mValidationError\x1b[0m: email: Not an email address: 'ana.rivera@@example.org'."],
+        )
+    ]
+    notebook.cells = [prose, code]
+    masked = mask_personal_data(notebook)
+    assert "ana.rivera" not in str(masked) and "555-9847" not in str(masked)
+    assert masked.cells[1].outputs[0].ename == "ValidationError" and "ana.rivera" in str(notebook)  # a copy
+
+
+def test_the_title_block_masks_parameters_by_name_and_never_shows_a_secret():
+    from datetime import UTC, datetime
+
+    from impilo_nb._report_title import TitleBlock
+
+    parameters = {"first_name": "Anastasia", "contact": {"phoneNumber": "12345", "dateOfBirth": "1975-04-02"},
+                  "webhook_secret": "whsec-do-not-show", "rows": 3}
+    block = TitleBlock("x.ipynb", datetime.now(UTC), None, "1", parameters, masked=True)
+    shown = block.html()
+    assert "Anastasia" not in shown and "12345" not in shown and "1975-04-02" not in shown and "rows = 3" in shown
+    assert "whsec" not in shown
+    unmasked = TitleBlock("x.ipynb", datetime.now(UTC), None, "1", parameters, masked=False).html()
+    assert "Anastasia" in unmasked and "whsec" not in unmasked
+
+
+@pytest.mark.parametrize("name", ["api_key", "apiKey", "webhook_secret", "token", "key", "db_password"])
+def test_a_parameter_named_like_a_secret_is_refused_without_echoing_it(tmp_path, name):
+    path = small_notebook(tmp_path, "1")
+    with pytest.raises(ValidationError) as caught:
+        build_report(path, tmp_path / "out", parameters={name: "s3cret-value"})
+    assert caught.value.field_errors[0].field == "parameters" and "s3cret" not in str(caught.value)
+    assert "environment" in str(caught.value)

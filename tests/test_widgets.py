@@ -172,7 +172,8 @@ def test_a_saved_form_snapshot_shows_the_result(client):
     fill(form, firstName="Ana", lastName="Rivera")
     saved = form.submit()
     snapshot = form.snapshot_html()
-    assert f"Created patient {saved.id}: Ana Rivera." in snapshot and form.result.value in snapshot
+    assert f"Created patient {saved.id}: <span class='impilo-personal'>Ana Rivera</span>." in snapshot
+    assert form.result.value in snapshot
 
 
 def test_a_patient_table_redraws_when_the_form_saves(client):
@@ -476,3 +477,35 @@ def test_search_with_nothing_typed_or_nothing_found(client):
     search.query.value = "zzz"
     search.search_button.click()
     assert "0 patients found" in search.summary.value and search.results.options == ()
+
+
+def test_a_shared_report_masks_the_update_review_of_a_form(client):
+    from impilo_nb.reports import mask_html
+
+    created = client.patients.create({"firstName": "Anastasia", "lastName": "Rivera", "dateOfBirth": "1975-04-02"})
+    form = PatientForm(client, patient_id=created.id)
+    fill(form, firstName="Anastacia", lastName="Riviera", dateOfBirth=dt.date(1975, 4, 3), sex="female")
+    assert "Saving will change 4 fields" in form.changes_view.value
+    shared = mask_html(form.snapshot_html())
+    for personal in ("Anastasia", "Anastacia", "Rivera", "Riviera", "1975-04-02", "1975-04-03"):
+        assert personal not in shared
+    assert "female" in shared  # not personal: the reader still sees what changed
+
+
+def test_a_shared_report_masks_who_a_search_found_and_who_was_saved(client):
+    from impilo_nb.reports import mask_html
+    from impilo_nb.widgets import PatientSearch
+
+    client.patients.create(
+        {"firstName": "Anastasia", "lastName": "Rivera", "dateOfBirth": "1975-04-02", "email": "ana@example.org"}
+    )
+    search = PatientSearch(client)
+    search.query.value = "Anastasia"
+    search.choose(search.found[0].id)
+    search.form.fields["lastName"].value = "Riviera"
+    search.form.submit_button.click()
+    assert "Saved patient" in search.form.status.value and "Anastasia" in search.snapshot_html()
+    shared = mask_html(search.snapshot_html())
+    for personal in ("Anastasia", "Rivera", "Riviera", "1975-04-02", "ana@example.org"):
+        assert personal not in shared
+    assert "1 patient found" in shared and "Saved patient" in shared

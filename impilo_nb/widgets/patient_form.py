@@ -17,6 +17,7 @@ import ipywidgets as w
 import pandas as pd
 
 from .. import _constants as c
+from .._report_mask import PERSONAL_CLASS
 from ..client import ImpiloClient
 from ..errors import APIConnectionError, APIError, APIStatusError, ConfigurationError, FieldError, ValidationError
 from ..fields import facts, field_at, leaf_kind, wire_paths
@@ -275,7 +276,11 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
             self._set_status(missing, ok=False)
             return None
         self.show(patient)
-        self._set_status(f"Loaded patient {patient.id}: {patient.full_name}. Edit, review the changes below, then save.", ok=True)
+        self._set_status(
+            f"Loaded patient {patient.id}: {patient.full_name}. Edit, review the changes below, then save.",
+            ok=True,
+            personal=patient.full_name,
+        )
         return patient
 
     def show(self, patient: Patient) -> None:
@@ -325,7 +330,7 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
         finally:
             self.submit_button.disabled = False
         self.show(saved)
-        self._set_status(f"{verb} patient {saved.id}: {saved.full_name}.", ok=True)
+        self._set_status(f"{verb} patient {saved.id}: {saved.full_name}.", ok=True, personal=saved.full_name)
         self.result.value = f"<div class='impilo-saved-patient'>{saved._repr_html_()}</div>"
         for callback in self.on_saved:
             callback(saved)
@@ -357,7 +362,9 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
             self.changes_view.value = "<i>No changes yet.</i>"
             return
         rows = "".join(
-            f"<tr><td>{html.escape(c.field)}</td><td>{html.escape(_show(c.old))}</td><td>{html.escape(_show(c.new))}</td></tr>"
+            # The field as a row header: a shared report masks the values of a row headed by a personal field.
+            f"<tr><th style='text-align:left;font-weight:normal'>{html.escape(c.field)}</th>"
+            f"<td>{html.escape(_show(c.old))}</td><td>{html.escape(_show(c.new))}</td></tr>"
             for c in changes
         )
         self.changes_view.value = (
@@ -398,10 +405,13 @@ class PatientForm(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no 
             path = path.rpartition(".")[0]
         return False
 
-    def _set_status(self, message: str, *, ok: bool | None) -> None:
-        """One line per line of ``message``: green for done, red for failed, grey otherwise."""
+    def _set_status(self, message: str, *, ok: bool | None, personal: str = "") -> None:
+        """One line per line of ``message``: green for done, red for failed, grey otherwise.
+        ``personal`` (a name in the message) is marked so that a shared report masks it."""
         color = {True: "#1b5e20", False: "#b00020", None: "#555"}[ok]
         text = html.escape(message).replace("\n", "<br>")
+        if personal:
+            text = text.replace(html.escape(personal), f"<span class='{PERSONAL_CLASS}'>{html.escape(personal)}</span>", 1)
         self.status.value = f"<div style='color:{color}'>{text}</div>" if message else ""
 
 
@@ -441,8 +451,10 @@ class PatientSearch(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has n
 
     def snapshot_html(self) -> str:
         """The search as it stands: the query, the results, and the form below."""
-        results = "".join(f"<li>{html.escape(label)}</li>" for label, _ in self.results.options)
-        query = html.escape(self.query.value) or "<i>nothing yet</i>"
+        results = "".join(f"<li>{_result_html(patient)}</li>" for patient in self.found)
+        # What was searched for is a name, an email or an identifier: personal in a shared report.
+        query = html.escape(self.query.value)
+        query = f"<span class='{PERSONAL_CLASS}'>{query}</span>" if query else "<i>nothing yet</i>"
         return (
             f"<b>Patient search</b> (interactive in JupyterLab): {query}<div>{self.summary.value}</div>"
             f"<ul>{results}</ul>{self.form.snapshot_html()}"
@@ -471,6 +483,23 @@ class PatientSearch(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has n
     def choose(self, patient_id: int) -> Patient | None:
         """Open one of the results in the form."""
         return self.form.load(patient_id)
+
+
+def _result_html(patient: Patient) -> str:
+    """``_result_label`` as HTML, who the patient is marked personal (a shared report masks it)."""
+    def marked(text: str) -> str:
+        return f"<span class='{PERSONAL_CLASS}'>{html.escape(text)}</span>"
+
+    parts = [f"#{patient.id}", marked(patient.full_name)]
+    if patient.date_of_birth:
+        parts.append(f"born {marked(patient.date_of_birth.isoformat())}")
+    if patient.email:
+        parts.append(marked(patient.email))
+    if patient.external_identifier:
+        parts.append(f"ext {html.escape(patient.external_identifier)}")
+    if patient.archived:
+        parts.append("(archived)")
+    return " · ".join(parts)
 
 
 def _result_label(patient: Patient) -> str:
