@@ -49,6 +49,14 @@ def _not_copied(folder: str, names: list[str]) -> set[str]:
     return skipped | special
 
 
+#: Tries at starting Lab when its port is taken by another process between picking and binding.
+PORT_ATTEMPTS = 5
+
+#: Seconds Lab may take to answer: a first start in a fresh clone on a loaded 2-core machine
+#: (three test processes and other work) is slow, and this is a hang guard, not a speed check.
+START_TIMEOUT = 180
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -108,6 +116,21 @@ class Lab:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Lab:
+        """Start JupyterLab and wait until it answers.
+
+        The port was free when picked, but another test process may take it before Lab binds
+        it; Lab then must not wander to the next port (``port_retries=0``), where nobody would
+        look: it exits, and it is started again on a newly picked port.
+        """
+        for _ in range(PORT_ATTEMPTS):
+            if self._start_once():
+                return self
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"JupyterLab found no free port in {PORT_ATTEMPTS} tries; see {self.workdir / 'lab.log'}")
+
+    def _start_once(self) -> bool:
+        """True once Lab answers on ``self.port``; False if that port was taken meanwhile."""
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -117,6 +140,7 @@ class Lab:
                 "--no-browser",
                 "--ip=127.0.0.1",
                 f"--port={self.port}",
+                "--ServerApp.port_retries=0",
                 "--ServerApp.token=",
                 "--ServerApp.password=",
                 "--ServerApp.disable_check_xsrf=True",
@@ -128,16 +152,19 @@ class Lab:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"{self.url}/api/status", timeout=1)
-                return self
+                return True
             except OSError:
                 if self.process.poll() is not None:
+                    self.log.flush()
+                    if f"port {self.port} is already in use" in (self.workdir / "lab.log").read_text():
+                        return False
                     raise RuntimeError(f"JupyterLab exited; see {self.workdir / 'lab.log'}") from None
                 time.sleep(0.2)
-        raise RuntimeError("JupyterLab did not start within 60 s")
+        raise RuntimeError(f"JupyterLab did not start within {START_TIMEOUT} s; see {self.workdir / 'lab.log'}")
 
     def stop(self) -> None:
         if self.process is not None:

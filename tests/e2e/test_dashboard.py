@@ -78,8 +78,30 @@ def answers(url: str) -> bool:
         return False
 
 
+#: Tries at starting the script when a port it was given is taken by another process meanwhile.
+PORT_ATTEMPTS = 5
+
+
 def start_dashboard(workdir: Path, env: dict[str, str], *, port: int, name: str) -> Running:
-    """Run scripts/dashboard with ``env``; return once Voilà answers (or fail with its output)."""
+    """Run scripts/dashboard with ``env``; return once Voilà answers (or fail with its output).
+
+    The ports were free when picked, but another test process may take one before the script
+    binds it (the script then stops, saying so): the ports it was to bind are picked again, and
+    ``env`` is updated in place so later tests reuse the servers where they really run.
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        running = _start_dashboard_once(workdir, {**env, "DASHBOARD_PORT": str(port)}, port=port, name=f"{name}{attempt}")
+        if running is not None:
+            return running
+        port = free_port()
+        for key in ("SANDBOX_PORT", "RECEIVER_PORT"):
+            if not answers(f"http://127.0.0.1:{env[key]}/openapi.json") and not answers(f"http://127.0.0.1:{env[key]}/health"):
+                env[key] = str(free_port())
+    pytest.fail(f"scripts/dashboard found no free ports in {PORT_ATTEMPTS} tries; see {workdir}")
+
+
+def _start_dashboard_once(workdir: Path, env: dict[str, str], *, port: int, name: str) -> Running | None:
+    """A started dashboard; None if it stopped because a port was taken."""
     output = workdir / f"{name}.log"
     with open(output, "w") as sink:
         # Its own process group: stopping it must not depend on a terminal's Ctrl-C reaching everyone.
@@ -91,10 +113,12 @@ def start_dashboard(workdir: Path, env: dict[str, str], *, port: int, name: str)
         f"http://127.0.0.1:{env['RECEIVER_PORT']}",
         output,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180  # a hang guard for a loaded machine, not a speed check
     while not answers(running.url):
         if process.poll() is not None or time.monotonic() > deadline:
             running.stop()
+            if "already in use" in output.read_text():
+                return None
             pytest.fail(f"scripts/dashboard did not serve {running.url}:\n{output.read_text()}")
         time.sleep(0.3)
     return running
@@ -122,7 +146,7 @@ def dashboard(data):
     """The script running, with three patients created and one changed, their webhooks received."""
     workdir, env = data
     port = free_port()
-    running = start_dashboard(workdir, {**env, "DASHBOARD_PORT": str(port)}, port=port, name="dashboard")
+    running = start_dashboard(workdir, env, port=port, name="dashboard")
     try:
         client = nb.ImpiloClient(base_url=running.sandbox_url, api_key="sandbox-key")
         patients = [client.patients.create({"firstName": name, "lastName": "Dashboard"}) for name in ("Ana", "Ben", "Cleo")]
@@ -192,7 +216,7 @@ def test_the_dashboard_shows_sync_events_and_bulk_results_with_no_code_and_nothi
 def test_a_second_start_reuses_the_sandbox_and_receiver_and_registers_no_duplicate(data, dashboard):
     workdir, env = data
     port = free_port()
-    again = start_dashboard(workdir, {**env, "DASHBOARD_PORT": str(port)}, port=port, name="again")
+    again = start_dashboard(workdir, env, port=port, name="again")
     again.stop()
     output = again.output.read_text()
     assert "Using the sandbox already running" in output and "Using the receiver already running" in output, output
