@@ -164,6 +164,7 @@ class Lab:
                         return False
                     raise RuntimeError(f"JupyterLab exited; see {self.workdir / 'lab.log'}") from None
                 time.sleep(0.2)
+        self.stop()  # not left running for the rest of the session: the fixture never gets to stop it
         raise RuntimeError(f"JupyterLab did not start within {START_TIMEOUT} s; see {self.workdir / 'lab.log'}")
 
     def stop(self) -> None:
