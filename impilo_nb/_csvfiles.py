@@ -422,6 +422,12 @@ class ColumnMapping(MutableMapping[str, str]):
     """
 
     def __init__(self, columns: Iterable[str], mapped: Mapping[str, str]):
+        if isinstance(columns, (str, bytes)) or not isinstance(columns, Iterable):
+            problem = f"Expected the file's column names (e.g. list(frame.columns)), got {type(columns).__name__}."
+            raise ValidationError("ColumnMapping", [FieldError("columns", problem)])
+        if not isinstance(mapped, Mapping):
+            problem = f"Expected a mapping of column -> API field, got {type(mapped).__name__}."
+            raise ValidationError("ColumnMapping", [FieldError("mapped", problem)])
         self.columns = list(columns)
         self._mapped: dict[str, str] = {}
         for column, path in mapped.items():

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -139,6 +140,19 @@ class Sources:
             return redacted_url(self.event_log)
         return self.event_log
 
+    @property
+    def base_url_shown(self) -> str:
+        """``base_url`` as it may be shown on the page: scheme, host, port and path only (a
+        ``user:password@``, a query or a fragment could carry a credential; ``client()`` refuses them)."""
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # a port that is not a number: shown without it
+            port = ""
+        return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else "(not a URL)"
+
     def client(self) -> ImpiloClient:
         """A client for ``base_url``, with ``$IMPILO_API_KEY``; the sandbox key only on loopback.
 
@@ -152,7 +166,7 @@ class Sources:
 
     def _repr_html_(self) -> str:
         parts = (
-            ("Impilo", self.base_url),
+            ("Impilo", self.base_url_shown),
             ("webhook log", self.log_shown),
             ("bulk results", str(self.bulk_results)),
         )
@@ -160,7 +174,7 @@ class Sources:
         return f"<p class='impilo-dashboard-sources' style='color:#555'><small>Data: {shown}</small></p>"
 
     def __repr__(self) -> str:
-        return f"Sources(base_url={self.base_url!r}, event_log={self.log_shown!r}, bulk_results={str(self.bulk_results)!r})"
+        return f"Sources(base_url={self.base_url_shown!r}, event_log={self.log_shown!r}, bulk_results={str(self.bulk_results)!r})"
 
 
 def _is_url(value: str) -> bool:

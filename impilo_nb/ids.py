@@ -514,8 +514,8 @@ def _hash_file(
                 rows += len(chunk)
                 missing += int(ids.isna().sum())
                 bar.update(raw.tell() - bar.n)
-    except ValidationError:
-        destination.unlink(missing_ok=True)  # a half-written copy would pass for a complete one
+    except BaseException:  # a refused file, a full disk, Ctrl-C: a half-written copy would pass for a complete one
+        destination.unlink(missing_ok=True)
         raise
     return HashSummary(rows, missing, time.perf_counter() - started)
 

@@ -56,7 +56,9 @@ in a report.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -140,6 +142,7 @@ def build_report(
     hide_code, mask = _sharing(share=share, hide_code=hide_code, mask=mask)
     params = _checked_parameters(parameters)
     _check_timeout(timeout)
+    out = _checked_out_dir(out_dir)  # before the run: a bad folder must not cost minutes of work first
     if base_url is not None:
         base_url = _check_base_url(base_url, allow_insecure_http=True)  # the kernel's client decides on http
     title = TitleBlock(
@@ -156,8 +159,6 @@ def build_report(
     result = execute(source, params, live=bool(base_url), mask=mask, timeout=timeout)
     if mask:
         result = mask_personal_data(result)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     html_path = out / f"{source.stem}.html"
     page = to_offline_html(result, hide_code=hide_code, header=title.html(), title=f"Report: {source.stem}")
     html_path.write_text(page, encoding="utf-8")
@@ -211,9 +212,46 @@ def _checked_parameters(parameters: Any) -> dict[str, Any]:
             "and its parameters cell when code is shown). Let the notebook read it from the environment "
             "(the API key comes from IMPILO_API_KEY).",
         )
+    with_password = next((name for name, value in parameters.items() if _has_url_password(value)), None)
+    if with_password is not None:  # the name only: the value holds the password
+        raise _refused(
+            "parameters",
+            f"{with_password!r} holds a URL with a user:password@ part, and parameters are written into the report. "
+            "Pass the URL without the password and let the notebook read it from the environment "
+            "(for PostgreSQL, PGPASSWORD or ~/.pgpass).",
+        )
     return dict(parameters)
 
 
+def _has_url_password(value: Any) -> bool:
+    """True for text (or text inside lists and dicts) holding a ``scheme://user:password@`` URL."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(_has_url_password(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_url_password(item) for item in value)
+    return False
+
+
+#: ``scheme://user:password@`` anywhere in a text: a credential a report would print.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]*@")
+
+
+def _checked_out_dir(out_dir: Any) -> Path:
+    """``out_dir`` as a folder that exists (created if missing)."""
+    if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)):
+        raise _refused("out_dir", f"Expected a folder path, got {type(out_dir).__name__}.")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise _refused("out_dir", f"{out} is a file, not a folder. Pass a folder for the HTML pages.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _refused("out_dir", f"Cannot create {out}: {exc.strerror}. Pass a folder you can write to.") from None
+    return out
+
+
 def _check_timeout(timeout: Any) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise _refused("timeout", f"Expected a number of seconds above 0, got {timeout!r}.")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (0 < timeout < math.inf):
+        raise _refused("timeout", f"Expected a finite number of seconds above 0, got {timeout!r}.")

@@ -244,3 +244,12 @@ def test_a_frame_with_a_repeated_column_name_is_refused_with_names_to_use():
     frame = pd.DataFrame([["1", "2", "Ana"]], columns=["Phone", "Phone", "firstName"])
     with pytest.raises(nb.ValidationError, match=r"Phone: .*more than once.*\['Phone', 'Phone 2', 'firstName'\]"):
         suggest_columns(frame)
+
+
+@pytest.mark.parametrize(
+    ("columns", "mapped", "field"), [("First Name", {}, "columns"), (3, {}, "columns"), (["a"], [("a", "email")], "mapped")]
+)
+def test_a_column_mapping_built_by_hand_refuses_what_is_not_columns_and_a_mapping(columns, mapped, field):
+    with pytest.raises(nb.ValidationError) as caught:
+        ColumnMapping(columns, mapped)
+    assert caught.value.field_errors[0].field == field

@@ -214,3 +214,13 @@ def test_a_results_path_that_is_a_folder_says_so(tmp_path):
     page = d.Dashboard(d.Sources(base_url=d.DEFAULT_BASE_URL, event_log="", bulk_results=tmp_path))
     notice = page.bulk()
     assert isinstance(notice, d.Notice) and "is a folder" in notice.text and d.ENV_BULK_RESULTS in notice.text
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://user:S3cretPass@impilo.example.org", "https://impilo.example.org/?api_key=S3cretPass#S3cretPass"]
+)
+def test_credentials_in_the_base_url_are_never_shown_on_the_page(tmp_path, monkeypatch, base_url):
+    monkeypatch.setenv("IMPILO_BASE_URL", base_url)
+    sources = d.Sources.from_env(root=tmp_path)
+    shown = repr(sources) + sources._repr_html_()
+    assert "S3cretPass" not in shown and "impilo.example.org" in shown

@@ -481,3 +481,20 @@ def test_hash_csv_sees_a_hard_link_to_the_input_as_the_input(tmp_path):
     with pytest.raises(ValidationError, match="is the input file itself"):
         hash_csv(source, tmp_path / "link.csv", progress=False)
     assert source.read_text() == "email,phone\nana@example.org,5550100\n"
+
+
+def test_hash_csv_interrupted_midway_leaves_no_half_written_copy(tmp_path, monkeypatch):
+    source = tmp_path / "in.csv"
+    source.write_text("email,phoneNumber\n" + "".join(f"p{n}@example.org,555-01{n:02d}\n" for n in range(30)))
+    calls = []
+
+    def interrupted(emails, phones, secret):  # Ctrl-C while the second chunk is hashed
+        calls.append(len(emails))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return [None] * len(emails)
+
+    monkeypatch.setattr(nb.ids, "_hash_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        nb.ids.hash_csv(source, tmp_path / "out.csv", chunk_rows=10, progress=False)
+    assert len(calls) == 2 and not (tmp_path / "out.csv").exists()

@@ -246,6 +246,7 @@ def test_a_base_url_carrying_a_password_is_refused_and_never_echoed(tmp_path):
         ({"parameters": ["input_file"]}, "parameters"),
         ({"parameters": {"base_url": "x"}}, "parameters"),
         ({"timeout": 0}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),
     ],
 )
 def test_contradictory_or_wrong_options_are_refused_before_running(tmp_path, options, field):
@@ -253,6 +254,28 @@ def test_contradictory_or_wrong_options_are_refused_before_running(tmp_path, opt
     with pytest.raises(ValidationError) as caught:
         build_report(path, tmp_path / "out", **options)
     assert caught.value.field_errors[0].field == field
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["postgresql://app:S3cretPass@db.internal/events", ["x", {"log": "https://u:S3cretPass@example.org/x"}]],
+)
+def test_a_parameter_holding_a_url_with_a_password_is_refused_without_echoing_it(tmp_path, value):
+    path = small_notebook(tmp_path, "1")
+    with pytest.raises(ValidationError) as caught:
+        build_report(path, tmp_path / "out", parameters={"event_log": value})
+    assert "event_log" in str(caught.value) and "S3cretPass" not in str(caught.value)
+    assert not (tmp_path / "out").exists()  # refused before anything ran or was written
+
+
+def test_an_out_dir_that_is_a_file_or_not_a_path_is_refused_before_the_notebook_runs(tmp_path):
+    path = small_notebook(tmp_path, "raise SystemExit('the notebook must not run')")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for out_dir in (blocker, None, 3):
+        with pytest.raises(ValidationError) as caught:
+            build_report(path, out_dir)
+        assert caught.value.field_errors[0].field == "out_dir"
 
 
 def test_the_report_kernel_starts_without_the_tcp_warning(tmp_path, capfd):

@@ -509,3 +509,9 @@ def test_a_shared_report_masks_who_a_search_found_and_who_was_saved(client):
     for personal in ("Anastasia", "Rivera", "Riviera", "1975-04-02", "ana@example.org"):
         assert personal not in shared
     assert "1 patient found" in shared and "Saved patient" in shared
+
+
+@pytest.mark.parametrize("not_a_client", [None, "http://127.0.0.1:8765", object()])
+def test_a_patient_table_refuses_what_is_not_a_client_before_any_widget(not_a_client):
+    with pytest.raises(TypeError, match="PatientTable needs an impilo_nb.ImpiloClient"):
+        nb.widgets.PatientTable(not_a_client)

@@ -529,6 +529,8 @@ class PatientTable(Snapshot, w.VBox):  # type: ignore[misc]  # ipywidgets has no
     def __init__(
         self, client: ImpiloClient, *, columns: Sequence[str] = TABLE_COLUMNS, max_rows: int = TABLE_ROWS
     ) -> None:
+        if not isinstance(client, ImpiloClient):
+            raise TypeError(f"PatientTable needs an impilo_nb.ImpiloClient (nb.connect()), got {type(client).__name__}.")
         _check_table_settings(columns, max_rows)
         self.client = client
         self.columns = list(columns)
