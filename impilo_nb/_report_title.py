@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,23 +83,22 @@ def _parameters_html(parameters: Mapping[str, Any], *, masked: bool) -> str:
 
 def _masked_value(name: Any, value: Any) -> Any:
     """``value`` with whatever a personal or secret name labels masked, in nested mappings and lists too."""
-    if isinstance(name, str) and (_personal(name) or secret_name(name)):
-        return MASK
-    if isinstance(value, Mapping):
-        return {key: _masked_value(key, item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked_value(name, item) for item in value]
-    return value
+    return _mask_by_name(name, value, lambda label: _personal(label) or secret_name(label))
 
 
 def _hidden_secrets(name: Any, value: Any) -> Any:
     """``value`` with whatever a secret's name labels masked (an unmasked page still shows no credential)."""
-    if isinstance(name, str) and secret_name(name):
+    return _mask_by_name(name, value, secret_name)
+
+
+def _mask_by_name(name: Any, value: Any, hidden: Callable[[str], bool]) -> Any:
+    """``value`` with ``MASK`` wherever ``hidden(name)`` holds for the name labelling it, nested too."""
+    if isinstance(name, str) and hidden(name):
         return MASK
     if isinstance(value, Mapping):
-        return {key: _hidden_secrets(key, item) for key, item in value.items()}
+        return {key: _mask_by_name(key, item, hidden) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_hidden_secrets(name, item) for item in value]
+        return [_mask_by_name(name, item, hidden) for item in value]
     return value
 
 

@@ -85,7 +85,9 @@ _TABLE_STYLE = (
 )
 
 #: Statuses of rows that need nothing more (a dry run's included): every other row needs attention.
-_IMPORTED = ("created", "updated", "unchanged", "would create", "would update")
+_IMPORTED = tuple(
+    status.value for status in bulk.RowStatus if status not in (bulk.RowStatus.INVALID, bulk.RowStatus.FAILED)
+)
 
 #: The columns a results file must have to be read as ``upsert_patients`` results.
 _RESULT_NEEDS = ("status", "error")

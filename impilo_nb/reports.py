@@ -204,22 +204,19 @@ def _checked_parameters(parameters: Any) -> dict[str, Any]:
             raise _refused("parameters", f"{name!r} is not a Python name; the notebook's parameters cell assigns variables.")
     if "base_url" in parameters:
         raise _refused("parameters", "base_url is not a parameter here: pass build_report(base_url=...).")
-    secret = next((name for name in parameters if secret_name(name)), None)
-    if secret is not None:  # the name only: the value is the secret
-        raise _refused(
-            "parameters",
-            f"{secret!r} looks like a key or secret, and parameters are written into the report (its title block, "
-            "and its parameters cell when code is shown). Let the notebook read it from the environment "
-            "(the API key comes from IMPILO_API_KEY).",
-        )
-    with_password = next((name for name, value in parameters.items() if _has_url_password(value)), None)
-    if with_password is not None:  # the name only: the value holds the password
-        raise _refused(
-            "parameters",
-            f"{with_password!r} holds a URL with a user:password@ part, and parameters are written into the report. "
-            "Pass the URL without the password and let the notebook read it from the environment "
-            "(for PostgreSQL, PGPASSWORD or ~/.pgpass).",
-        )
+    # Each refusal names the parameter only: its value is, or holds, the credential.
+    for holds_credential, why, instead in (
+        (lambda name, _: secret_name(name), "looks like a key or secret", "(the API key comes from IMPILO_API_KEY)"),
+        (lambda _, value: _has_url_password(value), "holds a URL with a user:password@ part",
+         "without the password (for PostgreSQL, PGPASSWORD or ~/.pgpass)"),
+    ):
+        named = next((name for name, value in parameters.items() if holds_credential(name, value)), None)
+        if named is not None:
+            raise _refused(
+                "parameters",
+                f"{named!r} {why}, and parameters are written into the report (its title block, and its parameters "
+                f"cell when code is shown). Let the notebook read it from the environment {instead}.",
+            )
     return dict(parameters)
 
 
